@@ -1,0 +1,7 @@
+"""``python -m apflab``: the same as the ``apflab`` console script."""
+
+import sys
+
+from apflab.cli import main
+
+sys.exit(main())

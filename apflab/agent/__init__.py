@@ -1,0 +1,1 @@
+"""The agent protocol (docs/agent-protocol.md): its grammar, the model's server, the client."""

@@ -1,0 +1,74 @@
+"""The ``apflab`` command: ``agent`` (the model on stdio) and ``run`` (suites -> reports/out).
+
+Bad arguments are one-line errors naming what was wrong and how to fix it (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Sequence
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    from apflab.agent.server import AgentServer
+    from apflab.model.guest import ModelGuest
+    from apflab.model.machine import ModelError
+    from apflab.profiles import UnknownProfile, get_profile
+
+    if args.target != "model":
+        raise CliError(f"apflab agent serves --target model only (got {args.target!r}); real targets run the "
+                       "bare-metal agent from guest_payloads/")  # fmt: skip
+    try:
+        guest = ModelGuest("model", get_profile(args.profile), args.pes, args.el)
+    except (UnknownProfile, ModelError) as exc:
+        raise CliError(str(exc)) from None
+    server = AgentServer(guest)
+    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
+        server.serve(sys.stdin.buffer, sys.stdout.buffer)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from apflab.run import run_suites
+
+    return run_suites(args.target or None, args.out, args.pytest_args, lab=args.lg_env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="apflab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    agent = sub.add_parser("agent", help="speak the agent protocol on stdin/stdout")
+    agent.add_argument("--target", default="model", help="backend: model (the reference model)")
+    agent.add_argument("--profile", default="spec", help="behaviour profile: spec or kvm-v4")
+    agent.add_argument("--pes", type=int, default=4, help="number of PEs (1..64)")
+    agent.add_argument("--el", type=int, default=1, help="exception level of the agent (1 or 2)")
+    agent.set_defaults(func=_cmd_agent)
+
+    run = sub.add_parser("run", help="run the suites on targets; write reports/out")
+    run.add_argument("--target", action="append", help="target from lab.yaml (repeatable; default: the model targets)")
+    run.add_argument("--out", default="reports/out", help="output folder (default: reports/out)")
+    run.add_argument("--lg-env", default=None, help="labgrid environment file (default: lab.yaml)")
+    run.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
+    run.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"apflab: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

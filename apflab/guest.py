@@ -1,0 +1,383 @@
+"""The Guest contract: what a testcase may ask of any target.
+
+A testcase makes SMCCC calls, configures what an SDEI handler does (the calls it
+makes, then COMPLETE or COMPLETE_AND_RESUME), sees each handler entry as a
+:class:`Delivery`, and asks the host side to inject an event or raise an interrupt
+where the target can. It never knows whether the target is the in-process model,
+``apflab agent`` over a pipe, or the bare-metal agent on a UART: all implement
+:class:`Guest`. A capability the target lacks raises :class:`Unsupported`, which the
+pytest plugin turns into a SKIP with the reason.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from apflab.abi import sdei
+from apflab.abi.sdei import EventType, Fn, Priority
+from apflab.abi.smccc import MASK64, to_s64
+from apflab.profiles import Profile
+
+
+class Unsupported(Exception):
+    """The target lacks a capability the testcase needs (the message says which)."""
+
+
+class TargetError(Exception):
+    """The target misbehaved: a protocol error, a wedge, a dead console."""
+
+
+# --------------------------------------------------------------- handler script
+
+
+@dataclass(frozen=True)
+class Call:
+    """An SMCCC call made by a handler."""
+
+    fid: int
+    args: tuple[int, ...] = ()
+
+    def __init__(self, fid: int, *args: int) -> None:
+        object.__setattr__(self, "fid", int(fid))
+        object.__setattr__(self, "args", tuple(int(a) & MASK64 for a in args))
+
+
+@dataclass(frozen=True)
+class Inject:
+    """A host-side injection performed while the handler runs (model targets)."""
+
+    pe: int
+    event: int
+
+
+@dataclass(frozen=True)
+class Irq:
+    """A host-side interrupt raised while the handler runs."""
+
+    pe: int
+    intid: int
+
+
+HandlerStep = Call | Inject | Irq
+
+
+@dataclass(frozen=True)
+class Handler:
+    """What the handler registered with a given argument does.
+
+    ``finish`` is ``"complete"`` (EVENT_COMPLETE with ``status``) or ``"resume"``
+    (EVENT_COMPLETE_AND_RESUME to ``resume_at``, by default the agent's own landing pad).
+    With ``once`` the calls are made on the first entry only; later entries just finish,
+    so a handler that re-triggers its own event cannot loop.
+    """
+
+    calls: Sequence[HandlerStep] = ()
+    finish: str = "complete"
+    status: int = sdei.EV_HANDLED
+    resume_at: int | None = None
+    once: bool = False
+
+    def __post_init__(self) -> None:
+        if self.finish not in ("complete", "resume"):
+            raise ValueError(f"finish must be 'complete' or 'resume', not {self.finish!r}")
+        object.__setattr__(self, "calls", tuple(self.calls))
+
+
+# -------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Where execution continued after COMPLETE_AND_RESUME, as the landing code saw it."""
+
+    pc: int
+    elr: int
+    spsr: int
+    pstate: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One handler entry: registers at entry, PSTATE, the results of its calls."""
+
+    seq: int
+    pe: int
+    depth: int
+    x: tuple[int, int, int, int]
+    pstate: int
+    results: tuple[int, ...] = ()
+    landed: Landing | None = None
+    #: x0 of the finishing COMPLETE/COMPLETE_AND_RESUME when it *returned* (failed);
+    #: the agent then completed with COMPLETE(EV_HANDLED) so the session goes on.
+    fin: int | None = None
+
+    @property
+    def event(self) -> int:
+        return self.x[0]
+
+    @property
+    def arg(self) -> int:
+        return self.x[1]
+
+    @property
+    def interrupted_pc(self) -> int:
+        return self.x[2]
+
+    @property
+    def interrupted_pstate(self) -> int:
+        return self.x[3]
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """x0..x3 (as unsigned register images) and the handler entries the call caused."""
+
+    x: tuple[int, int, int, int]
+    deliveries: tuple[Delivery, ...] = ()
+
+    @property
+    def ret(self) -> int:
+        """x0 as a signed value: SDEI/SMCCC errors are negative."""
+        return to_s64(self.x[0])
+
+
+@dataclass(frozen=True)
+class Regs:
+    """x0..x17, PC and PSTATE where the agent continued after its last call returned."""
+
+    x: tuple[int, ...]
+    pc: int
+    pstate: int
+
+
+# ---------------------------------------------------------------- target facts
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """An event the target exposes (SDEI has no discovery: it comes from the target's config)."""
+
+    number: int
+    type: EventType
+    priority: Priority
+    signalable: bool = False
+    intid: int | None = None
+    dynamic: bool = False
+
+    @property
+    def shared(self) -> bool:
+        return self.type == EventType.SHARED
+
+    @property
+    def critical(self) -> bool:
+        return self.priority == Priority.CRITICAL
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What the hello line and the target's configuration say about it."""
+
+    name: str
+    profile: Profile
+    conduit: str
+    el: int
+    pes: int
+    mpidrs: tuple[int, ...]
+    entry_point: int
+    resume_point: int
+    vbar: int
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    events: tuple[EventInfo, ...] = ()
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def find_events(
+        self,
+        *,
+        type: EventType | None = None,
+        priority: Priority | None = None,
+        dynamic: bool = False,
+        injectable: bool | None = None,
+    ) -> list[EventInfo]:
+        found = []
+        for ev in self.events:
+            if ev.dynamic != dynamic:
+                continue
+            if type is not None and ev.type != type:
+                continue
+            if priority is not None and ev.priority != priority:
+                continue
+            if injectable and not self.can_trigger(ev):
+                continue
+            found.append(ev)
+        return found
+
+    def can_trigger(self, ev: EventInfo) -> bool:
+        if self.has("inject"):
+            return True
+        if ev.signalable and ev.number == sdei.EVENT_0:
+            return True  # EVENT_SIGNAL, which every SDEI implementation has
+        return ev.intid is not None and self.has("irq")
+
+
+# ---------------------------------------------------------------- the contract
+
+
+class Guest(abc.ABC):
+    """One target, as testcases drive it."""
+
+    info: TargetInfo
+
+    @abc.abstractmethod
+    def call(self, fid: int, *args: int) -> CallResult:
+        """Make an SMCCC call on the selected PE with x1..x17 = ``args``."""
+
+    @abc.abstractmethod
+    def set_handler(self, arg: int, handler: Handler) -> None:
+        """Configure what the handler registered with argument ``arg`` does."""
+
+    @abc.abstractmethod
+    def select_pe(self, pe: int) -> None:
+        """Make the following calls on PE ``pe``."""
+
+    @abc.abstractmethod
+    def regs(self) -> Regs:
+        """Registers right after the last call on the selected PE returned."""
+
+    @abc.abstractmethod
+    def inject(self, event: int, pe: int = 0) -> CallResult:
+        """Host-side injection (capability ``inject``); x0 is the host's status."""
+
+    @abc.abstractmethod
+    def raise_irq(self, intid: int, pe: int = 0) -> CallResult:
+        """Host-side interrupt (capability ``irq``)."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Return the target to its power-on SDEI state: nothing registered, PEs masked."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the guest holds (a process, a console)."""
+
+    # ------------------------------------------------------------ conveniences
+
+    @property
+    def profile(self) -> Profile:
+        return self.info.profile
+
+    def require(self, capability: str, why: str = "") -> None:
+        if not self.info.has(capability):
+            text = f"target {self.info.name} lacks capability '{capability}'"
+            raise Unsupported(f"{text}: {why}" if why else text)
+
+    def trigger_steps(self, event: EventInfo, pe: int = 0) -> HandlerStep:
+        """The handler step that raises ``event`` on ``pe`` from inside a handler."""
+        if event.number == sdei.EVENT_0 and event.signalable:
+            return Call(Fn.EVENT_SIGNAL, sdei.EVENT_0, self.info.mpidrs[pe])
+        if self.info.has("inject"):
+            return Inject(pe, event.number)
+        if event.intid is not None and self.info.has("irq"):
+            return Irq(pe, event.intid)
+        raise Unsupported(f"target {self.info.name} cannot trigger event {event.number:#x}")
+
+    def trigger(self, event: EventInfo, pe: int = 0) -> CallResult:
+        """Raise ``event`` on ``pe`` from the main context; returns what that caused."""
+        step = self.trigger_steps(event, pe)
+        return self.run_step(step)
+
+    def run_step(self, step: HandlerStep) -> CallResult:
+        if isinstance(step, Call):
+            return self.call(step.fid, *step.args)
+        if isinstance(step, Inject):
+            return self.inject(step.event, step.pe)
+        return self.raise_irq(step.intid, step.pe)
+
+    @property
+    def sdei(self) -> SdeiCalls:
+        return SdeiCalls(self)
+
+
+@dataclass
+class SdeiCalls:
+    """The SDEI calls by name, so a testcase reads like the spec."""
+
+    guest: Guest
+
+    def _c(self, fn: Fn, *args: int) -> CallResult:
+        return self.guest.call(fn, *args)
+
+    def version(self) -> CallResult:
+        return self._c(Fn.VERSION)
+
+    def register(
+        self,
+        event: int,
+        *,
+        arg: int = 0,
+        ep: int | None = None,
+        flags: int = sdei.Routing.RM_ANY,
+        affinity: int = 0,
+    ) -> CallResult:
+        entry = self.guest.info.entry_point if ep is None else ep
+        return self._c(Fn.EVENT_REGISTER, event, entry, arg, flags, affinity)
+
+    def enable(self, event: int) -> CallResult:
+        return self._c(Fn.EVENT_ENABLE, event)
+
+    def disable(self, event: int) -> CallResult:
+        return self._c(Fn.EVENT_DISABLE, event)
+
+    def context(self, index: int) -> CallResult:
+        return self._c(Fn.EVENT_CONTEXT, index)
+
+    def complete(self, status: int = sdei.EV_HANDLED) -> CallResult:
+        return self._c(Fn.EVENT_COMPLETE, status)
+
+    def complete_and_resume(self, address: int) -> CallResult:
+        return self._c(Fn.EVENT_COMPLETE_AND_RESUME, address)
+
+    def unregister(self, event: int) -> CallResult:
+        return self._c(Fn.EVENT_UNREGISTER, event)
+
+    def status(self, event: int) -> CallResult:
+        return self._c(Fn.EVENT_STATUS, event)
+
+    def get_info(self, event: int, info: int) -> CallResult:
+        return self._c(Fn.EVENT_GET_INFO, event, info)
+
+    def routing_set(self, event: int, mode: int, affinity: int = 0) -> CallResult:
+        return self._c(Fn.EVENT_ROUTING_SET, event, mode, affinity)
+
+    def pe_mask(self) -> CallResult:
+        return self._c(Fn.PE_MASK)
+
+    def pe_unmask(self) -> CallResult:
+        return self._c(Fn.PE_UNMASK)
+
+    def bind(self, intid: int) -> CallResult:
+        return self._c(Fn.INTERRUPT_BIND, intid)
+
+    def release(self, event: int) -> CallResult:
+        return self._c(Fn.INTERRUPT_RELEASE, event)
+
+    def signal(self, event: int, target_mpidr: int) -> CallResult:
+        return self._c(Fn.EVENT_SIGNAL, event, target_mpidr)
+
+    def features(self, feature: int) -> CallResult:
+        return self._c(Fn.FEATURES, feature)
+
+    def private_reset(self) -> CallResult:
+        return self._c(Fn.PRIVATE_RESET)
+
+    def shared_reset(self) -> CallResult:
+        return self._c(Fn.SHARED_RESET)
+
+
+def all_deliveries(results: Iterable[CallResult]) -> list[Delivery]:
+    out: list[Delivery] = []
+    for r in results:
+        out.extend(r.deliveries)
+    return out

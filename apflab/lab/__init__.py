@@ -1,0 +1,10 @@
+"""labgrid drivers apflab adds, in labgrid's style (attrs fields = YAML keys, declared bindings).
+
+Importing this package registers the drivers with labgrid's target factory; lab.yaml
+names it under ``imports:``.
+"""
+
+from apflab.lab.guestprotocol import GuestProtocol
+from apflab.lab.modeldriver import ModelDriver
+
+__all__ = ["GuestProtocol", "ModelDriver"]

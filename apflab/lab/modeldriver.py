@@ -1,0 +1,63 @@
+"""ModelDriver: the reference model as a labgrid target.
+
+With ``transport: inprocess`` the model runs inside the test process; with
+``transport: pipe`` the driver starts ``apflab agent --target model`` and talks the
+agent protocol to it, exactly as it would to the bare-metal agent on a UART.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attr
+from labgrid.driver.common import Driver
+from labgrid.factory import target_factory
+
+from apflab.agent.client import AgentGuest, ProcessStream, model_agent_argv
+from apflab.guest import Guest
+from apflab.lab.guestprotocol import GuestProtocol
+from apflab.model.guest import ModelGuest, model_target_info
+from apflab.profiles import PROFILES, get_profile
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class ModelDriver(Driver, GuestProtocol):
+    """Binds to nothing: the model needs no hardware.
+
+    Args:
+        profile (str): behaviour profile, ``spec`` or ``kvm-v4``
+        pes (int): number of PEs (processing elements / vCPUs)
+        el (int): exception level the guest agent runs at (1 or 2)
+        transport (str): ``inprocess`` or ``pipe``
+        timeout (float): seconds to wait for each reply over the pipe
+    """
+
+    bindings: ClassVar[dict] = {}
+
+    profile = attr.ib(default="spec", validator=attr.validators.in_(sorted(PROFILES)))
+    pes = attr.ib(default=4, validator=attr.validators.instance_of(int))
+    el = attr.ib(default=1, validator=attr.validators.in_([1, 2]))
+    transport = attr.ib(default="inprocess", validator=attr.validators.in_(["inprocess", "pipe"]))
+    timeout = attr.ib(default=10.0, converter=float)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._guest: Guest | None = None
+
+    def on_deactivate(self) -> None:
+        if self._guest is not None:
+            self._guest.close()
+            self._guest = None
+
+    @Driver.check_active
+    def guest(self) -> Guest:
+        if self._guest is None:
+            profile = get_profile(self.profile)
+            if self.transport == "inprocess":
+                self._guest = ModelGuest(self.target.name, profile, self.pes, self.el)
+            else:
+                events = model_target_info(self.target.name, profile, self.pes, self.el).events
+                stream = ProcessStream(model_agent_argv(self.profile, self.pes, self.el))
+                self._guest = AgentGuest(stream, self.target.name, events=events, timeout=self.timeout)
+        return self._guest

@@ -1,0 +1,227 @@
+"""The guest agent, as it runs on the model: the program the bare-metal agent is in C.
+
+It does what ``guest_payloads/agent`` does on a real target, at the same (model)
+addresses: puts x0..x17 in place and issues the conduit instruction; when an SDEI
+event is taken it runs the handler configured for the registration argument (records
+x0..x3 and PSTATE at entry, makes the configured calls, overwrites x0-x17 so a
+restore can be seen, then COMPLETE or COMPLETE_AND_RESUME); its landing pad and IRQ
+vector record ELR/SPSR/PSTATE and return to the interrupted code. Every loop has a
+bound: too many handler entries for one command is reported, not spun on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from apflab.abi import sdei
+from apflab.abi.smccc import MASK64, to_s64
+from apflab.guest import (
+    Call,
+    CallResult,
+    Delivery,
+    Handler,
+    HandlerStep,
+    Inject,
+    Landing,
+    Regs,
+    TargetError,
+)
+from apflab.model.machine import Machine, ModelError
+from apflab.model.pe import VECTOR_IRQ_CURRENT_SP0, VECTOR_IRQ_CURRENT_SPX, VECTOR_IRQ_LOWER_A64, make_pstate
+
+# Where the agent's pieces sit in the model's guest memory (RAM starts at 0x40000000).
+AGENT_BASE = 0x40080000
+CALL_SITE = AGENT_BASE + 0x100
+IDLE_PC = AGENT_BASE + 0x200
+HANDLER_ENTRY = AGENT_BASE + 0x1000
+HANDLER_CALL_SITE = AGENT_BASE + 0x1100
+RESUME_PAD = AGENT_BASE + 0x1800
+VBAR = AGENT_BASE + 0x2000
+
+#: Where COMPLETE_AND_RESUME may land: the agent's pad, or an IRQ vector (v4 injects an IRQ).
+LANDING_PADS = (RESUME_PAD, *(VBAR + v for v in (VECTOR_IRQ_CURRENT_SP0, VECTOR_IRQ_CURRENT_SPX, VECTOR_IRQ_LOWER_A64)))
+
+#: Value written to x2..x17 before a handler completes, so a missing restore shows.
+POISON = 0x5DE1_0000_0000_0000
+
+#: Bound on handler entries while one command runs (an interrupt storm ends here).
+MAX_ENTRIES_PER_COMMAND = 64
+
+
+class Wedged(TargetError):
+    """The agent cannot go on: a handler could not complete, or entries would not stop."""
+
+
+@dataclass
+class _Record:
+    seq: int
+    pe: int
+    depth: int
+    x: tuple[int, int, int, int]
+    pstate: int
+    results: list[int] = field(default_factory=list)
+    landed: Landing | None = None
+    fin: int | None = None
+
+    def freeze(self) -> Delivery:
+        return Delivery(
+            self.seq, self.pe, self.depth, self.x, self.pstate, tuple(self.results), self.landed, self.fin
+        )
+
+
+class ModelAgent:
+    """Drives a :class:`Machine` the way the guest agent drives a real target."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self.handlers: dict[int, Handler] = {}
+        self._entries: dict[int, int] = {}  # handler entries per argument since it was set
+        self.selected = 0
+        self._records: list[_Record] = []
+        self._landing_for: dict[int, list[_Record]] = {}
+        self._last: dict[int, Regs] = {}
+        for cpu in machine.pes:
+            cpu.vbar = VBAR
+            cpu.pc = IDLE_PC
+            cpu.pstate = make_pstate(cpu.client_el, sp=1)
+
+    # ------------------------------------------------------------- commands
+
+    def select(self, pe: int) -> None:
+        self.machine.pe(pe)
+        self.selected = pe
+
+    def set_handler(self, arg: int, handler: Handler) -> None:
+        self.handlers[arg & MASK64] = handler
+        self._entries[arg & MASK64] = 0
+
+    def call(self, fid: int, args: tuple[int, ...] | list[int]) -> CallResult:
+        if len(args) > 17:
+            raise ModelError(f"a call takes at most 17 arguments (x1..x17), got {len(args)}")
+        pe = self.selected
+        self._begin()
+        self._smc(pe, CALL_SITE, fid, list(args))
+        self._service_all(first=pe)
+        return self._end(pe)
+
+    def inject(self, event: int, pe: int) -> CallResult:
+        self._begin()
+        status = self.machine.inject(event, pe)
+        self._service_all(first=pe)
+        return self._end(self.selected, status)
+
+    def raise_irq(self, intid: int, pe: int) -> CallResult:
+        self._begin()
+        status = self.machine.raise_irq(intid, pe)
+        self._service_all(first=pe)
+        return self._end(self.selected, status)
+
+    def regs(self) -> Regs:
+        pe = self.selected
+        if pe not in self._last:
+            cpu = self.machine.pe(pe)
+            return Regs(tuple(cpu.x[:18]), cpu.pc, cpu.pstate)
+        return self._last[pe]
+
+    # ------------------------------------------------------------ internals
+
+    def _begin(self) -> None:
+        self._records = []
+
+    def _end(self, pe: int, status: int | None = None) -> CallResult:
+        cpu = self.machine.pe(pe)
+        self._last[pe] = Regs(tuple(cpu.x[:18]), cpu.pc, cpu.pstate)
+        x = tuple(cpu.x[:4]) if status is None else (status & MASK64, 0, 0, 0)
+        # Back to the command loop: the next asynchronous event interrupts it there.
+        for other in self.machine.pes:
+            other.pc = IDLE_PC
+        deliveries = tuple(r.freeze() for r in self._records)
+        return CallResult(x, deliveries)  # type: ignore[arg-type]
+
+    def _smc(self, pe: int, site: int, fid: int, args: list[int]) -> bool:
+        """Issue the call at ``site``; False if it did not return (it completed a handler)."""
+        cpu = self.machine.pe(pe)
+        cpu.x[0] = fid & MASK64
+        padded = [a & MASK64 for a in args] + [0] * (17 - len(args))
+        cpu.x[1:18] = padded
+        cpu.pc = site
+        return self.machine.smc(pe)
+
+    def _service_all(self, first: int) -> None:
+        order = [first] + [p.index for p in self.machine.pes if p.index != first]
+        progress = True
+        while progress:
+            progress = False
+            for pe in order:
+                if self._service(pe):
+                    progress = True
+
+    def _service(self, pe: int) -> bool:
+        """Take pending events on ``pe`` until none is left; True if any was taken."""
+        took = False
+        while self.machine.take_pending(pe):
+            took = True
+            if len(self._records) >= MAX_ENTRIES_PER_COMMAND:
+                raise Wedged(f"more than {MAX_ENTRIES_PER_COMMAND} handler entries in one command")
+            self._run_handler(pe)
+        return took
+
+    def _run_handler(self, pe: int) -> None:
+        cpu = self.machine.pe(pe)
+        if cpu.pc != HANDLER_ENTRY:
+            raise Wedged(f"PE{pe} entered a handler at {cpu.pc:#x}, not the agent's entry point")
+        record = _Record(
+            seq=len(self._records),
+            pe=pe,
+            depth=len(self.machine.sdei.stacks[pe]),
+            x=(cpu.x[0], cpu.x[1], cpu.x[2], cpu.x[3]),
+            pstate=cpu.pstate,
+        )
+        self._records.append(record)
+        arg = cpu.x[1]
+        handler = self.handlers.get(arg, Handler())
+        runs = self._entries.get(arg, 0)
+        self._entries[arg] = runs + 1
+        for step in () if handler.once and runs else handler.calls:
+            record.results.append(self._step(pe, step))
+        self._finish(pe, record, handler)
+
+    def _step(self, pe: int, step: HandlerStep) -> int:
+        if isinstance(step, Call):
+            self._smc(pe, HANDLER_CALL_SITE, step.fid, list(step.args))
+            status = to_s64(self.machine.pe(pe).x[0])
+        elif isinstance(step, Inject):
+            status = self.machine.inject(step.event, step.pe)
+        else:
+            status = self.machine.raise_irq(step.intid, step.pe)
+        self._service_all(first=pe)
+        return status
+
+    def _finish(self, pe: int, record: _Record, handler: Handler) -> None:
+        cpu = self.machine.pe(pe)
+        cpu.x[2:18] = [POISON | i for i in range(2, 18)]
+        if handler.finish == "resume":
+            target = RESUME_PAD if handler.resume_at is None else handler.resume_at
+            returned = self._smc(pe, HANDLER_CALL_SITE, sdei.Fn.EVENT_COMPLETE_AND_RESUME, [target])
+        else:
+            returned = self._smc(pe, HANDLER_CALL_SITE, sdei.Fn.EVENT_COMPLETE, [handler.status])
+        if returned:
+            # The finishing call failed and returned: report it, then fall back to COMPLETE.
+            record.fin = to_s64(cpu.x[0])
+            if self._smc(pe, HANDLER_CALL_SITE, sdei.Fn.EVENT_COMPLETE, [sdei.EV_HANDLED]):
+                raise Wedged(f"PE{pe}: the handler cannot complete (COMPLETE returned {to_s64(cpu.x[0])})")
+        # Pending events are taken at once, before the code at the new PC runs.
+        self._landing_for.setdefault(pe, []).append(record)
+        self._service_all(first=pe)
+        self._land(pe)
+
+    def _land(self, pe: int) -> None:
+        cpu = self.machine.pe(pe)
+        pending = self._landing_for.get(pe)
+        if not pending:
+            return
+        record = pending.pop()
+        if cpu.pc in LANDING_PADS:
+            record.landed = Landing(cpu.pc, cpu.elr, cpu.spsr, cpu.pstate)
+            cpu.eret()
+            self._service_all(first=pe)

@@ -1,0 +1,99 @@
+"""The SDEI handler state machine, written as data.
+
+DEN0054A section 6.1 / 6.1.2 as Trusted Firmware-A encodes it in
+``services/std_svc/sdei/sdei_state.c`` (abi.md 2.5): six reachable states, named by
+TF-A's mnemonics (R = running, E = enabled, G = registered; upper case = set), and ten
+actions. Each cell is DENY (the call fails), NOP (allowed, no change) or the new state.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+
+class State(enum.Enum):
+    """Handler states; the value is the EVENT_STATUS bitmap (bit0 G, bit1 E, bit2 R)."""
+
+    reg = 0b000
+    reG = 0b001
+    rEG = 0b011
+    Reg = 0b100
+    ReG = 0b101
+    REG = 0b111
+
+    @property
+    def registered(self) -> bool:
+        return bool(self.value & 0b001)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.value & 0b010)
+
+    @property
+    def running(self) -> bool:
+        return bool(self.value & 0b100)
+
+
+class Action(enum.Enum):
+    REGISTER = "REGISTER"
+    RELEASE = "RELEASE"
+    ENABLE = "ENABLE"
+    DISABLE = "DISABLE"
+    UNREGISTER = "UNREGISTER"
+    ROUTING_SET = "ROUTING_SET"
+    CONTEXT = "CONTEXT"
+    COMPLETE = "COMPLETE"
+    COMPLETE_AND_RESUME = "COMPLETE_AND_RESUME"
+    DISPATCH = "DISPATCH"
+
+
+class Outcome(enum.Enum):
+    DENY = "X"
+    NOP = "="
+
+
+Cell = State | Outcome
+
+_ = Outcome.DENY
+N = Outcome.NOP
+S = State
+
+#: Columns in the order of abi.md 2.5 / TF-A's table.
+COLUMNS: Final = (
+    Action.REGISTER,
+    Action.RELEASE,
+    Action.ENABLE,
+    Action.DISABLE,
+    Action.UNREGISTER,
+    Action.ROUTING_SET,
+    Action.CONTEXT,
+    Action.COMPLETE,
+    Action.COMPLETE_AND_RESUME,
+    Action.DISPATCH,
+)
+
+#: State x action -> outcome. Rows transcribe abi.md 2.5 cell by cell.
+_ROWS: Final[dict[State, tuple[Cell, ...]]] = {
+    #          REGISTER RELEASE ENABLE  DISABLE UNREG   ROUTING CONTEXT COMPL   C_AND_R DISPATCH
+    S.reg: (S.reG, N, _, _, _, _, _, _, _, _),
+    S.reG: (_, _, S.rEG, N, S.reg, N, _, _, _, _),
+    S.rEG: (_, _, N, S.reG, S.reg, _, _, _, _, S.REG),
+    S.ReG: (_, _, S.REG, N, S.Reg, _, N, S.reG, S.reG, _),
+    S.REG: (_, _, N, S.ReG, S.Reg, _, N, S.rEG, S.rEG, _),
+    S.Reg: (_, _, _, _, _, _, N, S.reg, S.reg, _),
+}
+
+TABLE: Final[dict[State, dict[Action, Cell]]] = {
+    state: dict(zip(COLUMNS, row, strict=True)) for state, row in _ROWS.items()
+}
+
+
+def transition(state: State, action: Action) -> State | None:
+    """The state after ``action``, or None when the table denies it."""
+    cell = TABLE[state][action]
+    if cell is Outcome.DENY:
+        return None
+    if cell is Outcome.NOP:
+        return state
+    return cell

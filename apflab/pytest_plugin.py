@@ -1,0 +1,252 @@
+"""apflab's pytest plugin: target selection, the guest fixtures, verdicts, results on disk.
+
+* ``--target NAME`` picks a target of the labgrid environment (lab.yaml at the rootdir
+  unless ``--lg-env``/``LG_ENV`` name another); an unknown name or a malformed file is
+  a one-line usage error.
+* Fixtures: ``guest`` (reset before each test), ``expect`` (bound to the target's
+  profile), ``target_info``, ``record_metric``.
+* Each test's verdict (PASS, FAIL, SKIP, XFAIL, XPASS, KFAIL) and its spec section go
+  into the report's user properties, into ``--apflab-junit`` and ``--apflab-metrics``
+  (rewritten after every test), and into the closing ``SUMMARY:`` line.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from apflab.guest import Guest, TargetError, TargetInfo, Unsupported
+from apflab.results import CaseRecord, Metric, ResultLog, provenance, summary_line
+from apflab.verdict import KFAIL_PREFIX, Expect, Verdict
+
+LOG_KEY = pytest.StashKey[ResultLog]()
+DEFAULT_TARGET = "model"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("apflab")
+    group.addoption("--target", default=None, help=f"target from lab.yaml to run on (default: {DEFAULT_TARGET})")
+    group.addoption("--apflab-junit", default=None, metavar="PATH", help="JUnit XML, rewritten after every test")
+    group.addoption("--apflab-metrics", default=None, metavar="PATH", help="metrics JSON (name, value, unit)")
+
+
+def _lab_file(config: pytest.Config) -> Path | None:
+    explicit = config.getoption("lg_env", default=None) or os.environ.get("LG_ENV")
+    if explicit:
+        return Path(explicit)
+    default = Path(config.rootpath) / "lab.yaml"
+    return default if default.exists() else None
+
+
+def _load_environment(path: Path):
+    from labgrid import Environment
+
+    if not path.exists():
+        raise pytest.UsageError(f"labgrid environment {path} does not exist (give --lg-env or create lab.yaml)")
+    try:
+        return Environment(config_file=str(path))
+    except Exception as exc:  # labgrid raises several types for a bad file
+        text = " ".join(str(exc).split())[:300]
+        raise pytest.UsageError(f"{path}: not a valid labgrid environment: {type(exc).__name__}: {text}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "spec(section, claim): the spec section a testcase checks")
+    lab = _lab_file(config)
+    target = config.getoption("target") or DEFAULT_TARGET
+    if lab is not None:
+        env = _load_environment(lab)
+        known = sorted(env.config.get_targets())
+        if config.getoption("target") and target not in known:
+            raise pytest.UsageError(f"unknown target {target!r}; targets in {lab}: {', '.join(known)}")
+        if getattr(config.option, "lg_env", "absent") is None:
+            config.option.lg_env = str(lab)  # labgrid's plugin builds its env from it
+    elif config.getoption("target"):
+        raise pytest.UsageError(f"--target {target} given but there is no lab.yaml (give --lg-env)")
+    junit = config.getoption("apflab_junit")
+    metrics = config.getoption("apflab_metrics")
+    props = provenance(Path(config.rootpath), target, "")
+    config.stash[LOG_KEY] = ResultLog(
+        f"apflab.{target}", props, Path(junit) if junit else None, Path(metrics) if metrics else None
+    )
+    config.pluginmanager.register(ResultsRecorder(config), "apflab-results")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    testcases = Path(config.rootpath) / "testcases"
+    missing = [
+        i.nodeid for i in items if testcases in Path(i.path).parents and i.get_closest_marker("spec") is None
+    ]
+    if missing:
+        raise pytest.UsageError(f"testcases without @spec(section, claim): {', '.join(missing[:5])}")
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def apflab_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
+    """The selected target's Guest, set up once per session."""
+    from labgrid.pytestplugin.hooks import LABGRID_ENV_KEY
+
+    from apflab.lab import GuestProtocol
+
+    config = request.config
+    env = config.stash.get(LABGRID_ENV_KEY, None)
+    if env is None:
+        pytest.skip("no labgrid environment (lab.yaml) to take a target from")
+    name = config.getoption("target") or DEFAULT_TARGET
+    target = env.get_target(name)
+    if target is None:
+        pytest.fail(f"target {name!r} is not in the environment", pytrace=False)
+    try:
+        driver = target.get_driver(GuestProtocol)
+        guest = driver.guest()
+    except (TargetError, OSError) as exc:
+        pytest.fail(f"target {name} did not come up: {exc}", pytrace=False)
+    log = config.stash[LOG_KEY]
+    log.suite_properties["profile"] = guest.info.profile.name
+    log.suite_properties["conduit"] = guest.info.conduit
+    yield guest
+    env.cleanup()
+
+
+@pytest.fixture
+def guest(apflab_guest: Guest) -> Guest:
+    """The target, reset to its power-on SDEI state, calls on PE 0."""
+    apflab_guest.reset()
+    apflab_guest.select_pe(0)
+    return apflab_guest
+
+
+@pytest.fixture
+def target_info(apflab_guest: Guest) -> TargetInfo:
+    return apflab_guest.info
+
+
+@pytest.fixture
+def expect(apflab_guest: Guest) -> Expect:
+    return Expect(apflab_guest.info.profile)
+
+
+@pytest.fixture
+def record_metric(request: pytest.FixtureRequest) -> Callable[[str, float, str], None]:
+    """Record a measurement (name, value, unit) for metrics.json and the test's properties."""
+    log = request.config.stash[LOG_KEY]
+    target = log.suite_properties.get("target", "")
+
+    def record(name: str, value: float, unit: str) -> None:
+        log.add_metric(Metric(name, float(value), unit, request.node.nodeid, target))
+        request.node.user_properties.append((f"metric:{name}", f"{value} {unit}"))
+
+    return record
+
+
+# --------------------------------------------------------------- skip/verdict
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    except Unsupported as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    except Unsupported as exc:
+        pytest.skip(str(exc))
+
+
+def verdict_of(report: pytest.TestReport) -> Verdict:
+    wasxfail = getattr(report, "wasxfail", None)
+    if wasxfail is not None:
+        if report.skipped:
+            return Verdict.KFAIL if str(wasxfail).startswith(KFAIL_PREFIX) else Verdict.XFAIL
+        return Verdict.XPASS if report.passed else Verdict.FAIL
+    if report.failed:
+        return Verdict.FAIL
+    if report.skipped:
+        return Verdict.SKIP
+    return Verdict.PASS
+
+
+def _reason(report: pytest.TestReport, verdict: Verdict) -> str:
+    if verdict in (Verdict.KFAIL, Verdict.XFAIL):
+        return str(getattr(report, "wasxfail", "")).removeprefix(KFAIL_PREFIX)
+    if verdict is Verdict.SKIP and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if verdict is Verdict.FAIL:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        return crash.message if crash is not None else str(report.longrepr).splitlines()[-1:][0]
+    return ""
+
+
+class ResultsRecorder:
+    """Turns each finished test into a CaseRecord on disk (registered per session)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.log = config.stash[LOG_KEY]
+        self.pending: dict[str, tuple[pytest.TestReport, Verdict, str]] = {}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Iterator[pytest.TestReport]:
+        report: pytest.TestReport = yield
+        if report.when == "teardown" or (report.when == "setup" and report.passed):
+            return report
+        verdict = verdict_of(report)
+        marker = item.get_closest_marker("spec")
+        props = {
+            "spec_section": marker.kwargs.get("section", "") if marker else "",
+            "claim": marker.kwargs.get("claim", "") if marker else "",
+            "target": self.log.suite_properties.get("target", ""),
+            "profile": self.log.suite_properties.get("profile", ""),
+            "verdict": verdict.value,
+        }
+        reason = _reason(report, verdict)
+        if reason:
+            props["reason"] = reason
+        if report.when == "setup":
+            props["phase"] = "setup"
+        have = dict(item.user_properties)
+        item.user_properties.extend((k, v) for k, v in props.items() if k not in have)
+        self.pending[item.nodeid] = (report, verdict, reason)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "teardown":
+            return
+        pending = self.pending.pop(report.nodeid, None)
+        if pending is None:
+            return
+        first, verdict, reason = pending
+        if report.failed and verdict is not Verdict.FAIL:
+            verdict, reason = Verdict.FAIL, f"teardown failed: {report.longrepr}"
+        props = dict(report.user_properties)
+        props["verdict"] = verdict.value
+        duration = first.duration + (report.duration or 0.0)
+        props["duration_s"] = f"{duration:.6f}"
+        module, _, name = report.nodeid.rpartition("::")
+        classname = module.replace("/", ".").removesuffix(".py")
+        details = str(first.longrepr) if verdict is Verdict.FAIL and first.longrepr else ""
+        target = self.log.suite_properties.get("target", "")
+        self.log.add(
+            CaseRecord(report.nodeid, classname, name, duration, verdict, reason, details, props),
+            [Metric("duration", duration, "s", report.nodeid, target)],
+        )
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.log.suite_properties["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int) -> None:
+        if self.log.cases:
+            self.log.flush()
+            terminalreporter.write_line(summary_line(self.log.counts()))

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Make sure the host has the Debian packages a target needs.
+#   targets/host-packages.sh COMMAND:PACKAGE [COMMAND:PACKAGE ...]
+# COMMAND is a program on PATH, or "py:MODULE" for a module of the system python3.
+# Missing packages are installed with apt-get when we are root; otherwise the script
+# says which ones are missing and how to install them, and fails.
+set -euo pipefail
+
+missing=()
+for pair in "$@"; do
+  check=${pair%%:*}; rest=${pair#*:}
+  if [[ $check == py ]]; then
+    module=${rest%%:*}; package=${rest#*:}
+    python3 -c "import $module" >/dev/null 2>&1 || missing+=("$package")
+  else
+    command -v "$check" >/dev/null 2>&1 || missing+=("$rest")
+  fi
+done
+((${#missing[@]})) || exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "apflab: missing system packages: ${missing[*]}" >&2
+  echo "apflab: install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "apflab: missing system packages (${missing[*]}) and no apt-get to install them" >&2
+  exit 1
+fi
+echo "apflab: installing system packages: ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

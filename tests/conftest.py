@@ -1,0 +1,31 @@
+"""Shared helpers for the framework's own tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_pytest(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run pytest in a child process, as a user would, and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def run_apflab(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "apflab", *args],
+        cwd=ROOT, capture_output=True, text=True, input=input, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT

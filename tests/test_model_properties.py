@@ -1,0 +1,97 @@
+"""Random SMCCC call streams on random PEs: the model never raises and its invariants hold.
+
+Invariants (DEN0054 6.1, abi.md 2.4-2.6): every event is always in one of the six
+handler states; a running event always has a saved context on its PE; nesting is never
+deeper than 2 and only critical over normal.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apflab.abi.sdei import Fn
+from apflab.guest import Call, Handler, Inject
+from apflab.model.agent import HANDLER_ENTRY
+from apflab.model.guest import ModelGuest
+from apflab.model.state_table import State
+from apflab.profiles import PROFILES
+
+PES = 3
+u64 = st.integers(0, (1 << 64) - 1)
+
+
+def event_numbers(profile: str) -> list[int]:
+    guest = ModelGuest("m", PROFILES[profile], pes=PES)
+    return [e.number for e in guest.info.events] + [0x10000]
+
+
+def calls(profile: str):
+    ev = st.sampled_from(event_numbers(profile))
+    small = st.integers(0, 40)
+    arg = st.one_of(ev, small, u64)
+    fids = st.sampled_from([int(f) for f in Fn] + [0x80000000, 0x84000000, 0x86000000, 0xC4000033, 0x1234])
+    any_call = st.tuples(st.integers(0, PES - 1), fids, st.lists(arg, max_size=5))
+    # REGISTER names the agent's handler (or 0): a handler elsewhere would crash any real agent too.
+    register = st.builds(
+        lambda pe, e, ep, a, flags, aff: (pe, int(Fn.EVENT_REGISTER), [e, ep, a, flags, aff]),
+        st.integers(0, PES - 1), ev, st.sampled_from([HANDLER_ENTRY, 0]), st.integers(0, 3),
+        st.integers(0, 3), st.sampled_from([0, 0x80000001, 0x80000002, 0xFF]),
+    )  # fmt: skip
+    enable = st.builds(lambda pe, e: (pe, int(Fn.EVENT_ENABLE), [e]), st.integers(0, PES - 1), ev)
+    unmask = st.builds(lambda pe: (pe, int(Fn.PE_UNMASK), []), st.integers(0, PES - 1))
+    return st.one_of(any_call, register, enable, unmask)
+
+
+def handler_for(profile: str):
+    ev = st.sampled_from(event_numbers(profile)[:-1])
+    step = st.one_of(
+        st.builds(lambda f, a: Call(f, *a), st.sampled_from([int(f) for f in Fn]), st.lists(ev, max_size=3)),
+        st.builds(Inject, st.integers(0, PES - 1), ev),
+    )
+    return st.builds(lambda s, r: Handler(s, "resume" if r else "complete", once=True),
+                     st.lists(step, max_size=4), st.booleans())  # fmt: skip
+
+
+def check(guest: ModelGuest) -> None:
+    machine = guest.agent.machine
+    machine.sdei.check_invariants()
+    for (_pe, _), reg in machine.sdei.private.items():
+        assert isinstance(reg.state, State)
+    for _pe, stack in enumerate(machine.sdei.stacks):
+        assert len(stack) <= 2
+        for d in stack:
+            assert d.registration.state.running
+
+
+def run_stream(profile: str, stream, handlers, injects) -> None:
+    guest = ModelGuest("m", PROFILES[profile], pes=PES)
+    for arg, h in handlers:
+        guest.set_handler(arg, h)
+    for i, (pe, fid, args) in enumerate(stream):
+        guest.select_pe(pe)
+        guest.call(fid, *args)
+        check(guest)
+        if i < len(injects):
+            inj_pe, ev = injects[i]
+            guest.inject(ev, inj_pe)
+            check(guest)
+
+
+def make_test(profile: str):
+    evs = event_numbers(profile)[:-1]
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.lists(calls(profile), max_size=40),
+        st.lists(st.tuples(st.integers(0, 3), handler_for(profile)), max_size=3),
+        st.lists(st.tuples(st.integers(0, PES - 1), st.sampled_from(evs)), max_size=10),
+    )
+    def test(stream, handlers, injects) -> None:
+        run_stream(profile, stream, handlers, injects)
+
+    return test
+
+
+test_spec_random_streams = make_test("spec")
+test_kvm_v4_random_streams = make_test("kvm-v4")
