@@ -7,8 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.apflab-installed
 OUT    ?= reports/out
 
-# command:package pairs the model targets need (py:MODULE:package for python modules).
-HOST_PACKAGES := python3:python3 py:ensurepip:python3-venv git:git
+# command:package pairs the model targets need (see targets/host-packages.sh).
+HOST_PACKAGES := python3:python3 venv:python3-venv git:git
 
 .PHONY: run test setup lint bench clean
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the host has the Debian packages a target needs.
 #   targets/host-packages.sh COMMAND:PACKAGE [COMMAND:PACKAGE ...]
-# COMMAND is a program on PATH, or "py:MODULE" for a module of the system python3.
+# COMMAND is a program on PATH, or "venv" for python3's ability to create a virtual
+# environment with pip (Debian ships that part as python3-venv).
 # Missing packages are installed with apt-get when we are root; otherwise the script
 # says which ones are missing and how to install them, and fails.
 set -euo pipefail
@@ -9,9 +10,8 @@ set -euo pipefail
 missing=()
 for pair in "$@"; do
   check=${pair%%:*}; rest=${pair#*:}
-  if [[ $check == py ]]; then
-    module=${rest%%:*}; package=${rest#*:}
-    python3 -c "import $module" >/dev/null 2>&1 || missing+=("$package")
+  if [[ $check == venv ]]; then
+    python3 -c 'import ensurepip; ensurepip.version()' >/dev/null 2>&1 || missing+=("$rest")
   else
     command -v "$check" >/dev/null 2>&1 || missing+=("$rest")
   fi
