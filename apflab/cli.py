@@ -40,6 +40,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_suites(args.target or None, args.out, args.pytest_args, lab=args.lg_env)
 
 
+def _cmd_images(args: argparse.Namespace) -> int:
+    from apflab.images import RECIPES, ImageError, _load_recipes, cache_dir, ensure
+
+    if args.list:
+        _load_recipes()
+        for name, recipe in sorted(RECIPES.items()):
+            state = "built" if recipe.fresh(cache_dir()) else "missing"
+            print(f"{name:20} {state:8} {recipe.description}")
+        return 0
+    try:
+        built = ensure(args.names or None, force=args.force)
+    except ImageError as exc:
+        raise CliError(str(exc)) from None
+    for name, paths in built.items():
+        for path in paths:
+            print(f"{name}: {path}")
+    return 0
+
+
+#: Modules that add subcommands: each has ``register(subparsers)`` (missing ones are skipped).
+EXTENSIONS = ("apflab.perf.cli", "apflab.report.cli", "apflab.migrate.cli", "apflab.nightly.cli")
+
+
+def _register_extensions(sub: argparse._SubParsersAction) -> None:
+    import importlib
+
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                continue
+            raise
+        module.register(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="apflab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lg-env", default=None, help="labgrid environment file (default: lab.yaml)")
     run.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     run.set_defaults(func=_cmd_run)
+
+    images = sub.add_parser("images", help="build guest images (firmware, agent, kernels) into the cache")
+    images.add_argument("names", nargs="*", help="images to build (default: all)")
+    images.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    images.add_argument("--list", action="store_true", help="list the images and whether they are built")
+    images.set_defaults(func=_cmd_images)
+
+    _register_extensions(sub)
     return parser
 
 
