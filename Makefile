@@ -1,22 +1,29 @@
 # The README's two commands: `make run` (every suite on the model, reports in reports/out)
-# and `make test` (the framework's own tests, lint, and the suites on the model).
-# Each sets itself up on a bare machine: system packages, then a virtual environment.
+# and `make test` (lint, the guest images, the suites on the model and the QEMU targets,
+# and the framework's own tests). Each sets itself up on a bare machine: system packages
+# (apt-get when root), then a virtual environment in .venv.
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.apflab-installed
 OUT    ?= reports/out
 
-# command:package pairs the model targets need (see targets/host-packages.sh).
+# CHECK:package pairs (see targets/host-packages.sh): what the model targets need ...
 HOST_PACKAGES := python3:python3 venv:python3-venv git:git
+# ... and what the QEMU targets and their images need.
+TARGET_PACKAGES := qemu-system-aarch64:qemu-system-arm aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
+                   dpkg-source:dpkg-dev /usr/include/openssl/evp.h:libssl-dev gcc:gcc make:make
 
-.PHONY: run test setup lint bench clean
+# The targets `make test` runs the suites on.
+TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu
+
+.PHONY: run test setup target-packages images lint bench clean
 
 run: setup
 	$(PY) -m apflab run --out $(OUT)
 
-test: setup lint
-	$(PY) -m apflab run --out $(OUT)
+test: setup lint images
+	$(PY) -m apflab run --out $(OUT) $(TEST_TARGETS)
 	$(PY) -m pytest tests
 
 setup: $(STAMP)
@@ -29,11 +36,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+target-packages:
+	@targets/host-packages.sh $(TARGET_PACKAGES)
+
+# Guest images (cached in ~/.cache/apflab; rebuilt when their sources change).
+images: setup target-packages
+	$(PY) -m apflab images agent tfa
+
 lint: setup
 	$(PY) -m ruff check .
 
-bench: setup
+bench: setup images
 	$(PY) bench/suite_speed.py
+	$(PY) bench/real_targets.py
 
 clean:
 	rm -rf $(OUT) build *.egg-info

@@ -125,8 +125,48 @@ KVM_V4 = Profile(
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (SPEC, KVM_V4)}
 
-#: Every deviation name any profile knows: a testcase naming another is a bug in it.
-KNOWN_DEVIATIONS = frozenset(d.name for p in PROFILES.values() for d in p.deviations)
+#: Known deviations of particular targets from the profile they claim, found by running
+#: the suites on them; a target lists the ones that apply under ``deviations:`` in lab.yaml.
+TARGET_DEVIATIONS: dict[str, Deviation] = {
+    d.name: d
+    for d in (
+        Deviation(
+            "tfa_qemu_no_bind_slots",
+            "TF-A's qemu platform defines no dynamic event slots: FEATURES(BIND_SLOTS) is 0/0 "
+            "(Arm's SDEI ACS wants at least 2 private and 2 shared)",
+            "DEN0054C 5.1.17, sdei-spec-points.md point 9; TF-A plat/qemu",
+        ),
+        Deviation(
+            "tfa_masked_trigger_lost",
+            "TF-A EOIs an event triggered while the PE is masked (handle_masked_trigger) instead of "
+            "keeping it pending, and on qemu never dispatches event 0 on that PE again until reset",
+            "DEN0054C 5.1.12-5.1.13 (spec point 3); TF-A sdei_intr_mgmt.c",
+        ),
+        Deviation(
+            "tfa_signal_disabled_asserts",
+            "TF-A (debug build) hits an assertion at EL3 and hangs when event 0 is signalled while "
+            "registered but disabled; the spec leaves ignoring or pending it to the implementation",
+            "DEN0054C 5.1.2.1, 5.1.16; TF-A sdei_intr_mgmt.c",
+        ),
+        Deviation(
+            "qemu_psci_smc32_args_64bit",
+            "QEMU's own PSCI (TCG) reads PSCI_FEATURES' x1 as 64 bits, so an SMC32 argument with "
+            "bits 63:32 set is not recognised",
+            "DEN0028 register usage (abi.md 1.3); QEMU target/arm/psci.c",
+        ),
+        Deviation(
+            "tfa_resume_address_unchecked",
+            "TF-A does not check the COMPLETE_AND_RESUME address's alignment: it ERETs there and the "
+            "client takes a PC alignment fault",
+            "DEN0054C 5.1.7 (spec point 7); TF-A sdei_event_complete()",
+        ),
+    )
+}
+
+#: Every deviation name any profile or target knows: a testcase naming another is a bug in it.
+KNOWN_DEVIATIONS = frozenset(d.name for p in PROFILES.values() for d in p.deviations) | frozenset(
+    TARGET_DEVIATIONS
+)
 
 
 class UnknownProfile(ValueError):
@@ -139,3 +179,15 @@ def get_profile(name: str) -> Profile:
     except KeyError:
         known = ", ".join(sorted(PROFILES))
         raise UnknownProfile(f"unknown profile {name!r}; known profiles: {known}") from None
+
+
+def effective_profile(name: str, target_deviations: list[str] | tuple[str, ...] = ()) -> Profile:
+    """The profile a target claims plus its own known deviations (still named after the profile)."""
+    base = get_profile(name)
+    unknown = [d for d in target_deviations if d not in TARGET_DEVIATIONS]
+    if unknown:
+        raise UnknownProfile(f"unknown target deviation(s) {', '.join(unknown)}; known: {', '.join(TARGET_DEVIATIONS)}")
+    if not target_deviations:
+        return base
+    extra = tuple(TARGET_DEVIATIONS[d] for d in target_deviations)
+    return Profile(base.name, base.description, base.sdei_version, base.deviations + extra)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from apflab.abi import sdei, smccc
 from apflab.guest import Guest, TargetError, TargetInfo, Unsupported
 from apflab.results import CaseRecord, Metric, ResultLog, provenance, summary_line
 from apflab.verdict import KFAIL_PREFIX, Expect, Verdict
@@ -32,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--target", default=None, help=f"target from lab.yaml to run on (default: {DEFAULT_TARGET})")
     group.addoption("--apflab-junit", default=None, metavar="PATH", help="JUnit XML, rewritten after every test")
     group.addoption("--apflab-metrics", default=None, metavar="PATH", help="metrics JSON (name, value, unit)")
+    group.addoption("--fresh-target-each", action="store_true",
+                    help="restart the target for every case, as kvm-unit-tests boots one VM per test")  # fmt: skip
 
 
 def _lab_file(config: pytest.Config) -> Path | None:
@@ -56,6 +60,7 @@ def _load_environment(path: Path):
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "spec(section, claim): the spec section a testcase checks")
+    config.addinivalue_line("markers", "fresh_target: run in a freshly started target (the case may wedge it)")
     lab = _lab_file(config)
     target = config.getoption("target") or DEFAULT_TARGET
     if lab is not None:
@@ -108,19 +113,57 @@ def apflab_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
         guest = driver.guest()
     except (TargetError, OSError) as exc:
         pytest.fail(f"target {name} did not come up: {exc}", pytrace=False)
+    try:
+        probe_capabilities(guest)
+    except TargetError as exc:
+        pytest.fail(f"target {name} did not answer the capability probe: {exc}", pytrace=False)
     log = config.stash[LOG_KEY]
     log.suite_properties["profile"] = guest.info.profile.name
     log.suite_properties["conduit"] = guest.info.conduit
+    log.suite_properties["capabilities"] = ",".join(sorted(guest.info.capabilities))
     yield guest
     env.cleanup()
 
 
+def probe_capabilities(guest: Guest) -> None:
+    """Ask the target once what it implements (SDEI_VERSION, SMCCC_VERSION, FEATURES).
+
+    A target whose SDEI_VERSION answers NOT_SUPPORTED has no SDEI: its SDEI cases SKIP.
+    """
+    caps = set(guest.info.capabilities)
+    version = guest.call(sdei.Fn.VERSION).ret
+    if version >= 0 and sdei.version_fields(version)[0] == 1:
+        caps.add("sdei")
+    smccc_version = guest.call(smccc.SMCCC_VERSION).ret
+    if smccc_version >= 0 and smccc.version_fields(smccc_version) >= (1, 1):
+        caps.add("smccc-1.1")
+    if "sdei" in caps:
+        slots = guest.call(sdei.Fn.FEATURES, sdei.Feature.BIND_SLOTS).ret
+        if slots != sdei.NOT_SUPPORTED and (slots < 0 or slots & 0xFFFFFFFF):
+            caps.add("bind-slots")
+    guest.info = dataclasses.replace(guest.info, capabilities=frozenset(caps))
+
+
 @pytest.fixture
-def guest(apflab_guest: Guest) -> Guest:
-    """The target, reset to its power-on SDEI state, calls on PE 0."""
-    apflab_guest.reset()
+def guest(apflab_guest: Guest, request: pytest.FixtureRequest) -> Iterator[Guest]:
+    """The target, reset to its power-on SDEI state, calls on PE 0.
+
+    Cases marked ``fresh_target`` (known or suspected to wedge a target) get a target
+    restarted for them, and the next case gets another.
+    """
+    fresh = request.node.get_closest_marker("fresh_target") is not None or request.config.getoption(
+        "fresh_target_each"
+    )
+    restart = getattr(apflab_guest, "restart", None)
+    if fresh and callable(restart):
+        restart()
+    else:
+        apflab_guest.reset()
     apflab_guest.select_pe(0)
-    return apflab_guest
+    yield apflab_guest
+    discard = getattr(apflab_guest, "discard", None)
+    if fresh and callable(discard):
+        discard()
 
 
 @pytest.fixture

@@ -12,14 +12,18 @@ the deviation. :func:`expect` then decides:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
 from apflab.profiles import KNOWN_DEVIATIONS, Profile
 
 KFAIL_PREFIX = "KFAIL: "
+#: The predicted "value" of a deviation that hangs or kills the target.
+WEDGED = "target wedged"
+T = TypeVar("T")
 
 
 class Verdict(enum.Enum):
@@ -82,6 +86,19 @@ class Expect:
 
     def __call__(self, actual: Any, expected: Any, what: str = "", *known: Known) -> None:
         expect(self.profile, actual, expected, what, *known)
+
+    def survives(self, action: Callable[[], T], what: str, *known: Known) -> T:
+        """Run ``action``; a target that wedges doing it is a KFAIL where a carried deviation
+        predicts the wedge (``Known(name, WEDGED)``), and a FAIL with its console tail otherwise."""
+        from apflab.guest import TargetError
+
+        try:
+            return action()
+        except TargetError:
+            for k in known:
+                if k.predicted == WEDGED and self.profile.predicts(k.deviation):
+                    kfail(self.profile, k.deviation)
+            raise
 
     def true(self, condition: bool, what: str, *known: Known) -> None:
         """``condition`` must hold; a Known with ``predicted=False`` marks a predicted miss."""

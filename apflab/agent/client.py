@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from apflab.agent import protocol as p
 from apflab.guest import CallResult, Delivery, Guest, Handler, Regs, TargetError, TargetInfo
-from apflab.profiles import get_profile
+from apflab.profiles import Profile, get_profile
 
 
 class ByteStream(abc.ABC):
@@ -100,12 +100,13 @@ class AgentGuest(Guest):
         events: tuple = (),
         timeout: float = 10.0,
         extra_capabilities: frozenset[str] = frozenset(),
+        profile: Profile | None = None,
     ) -> None:
         self.stream = stream
         self.timeout = timeout
         self._buffer = b""
         self.tail: deque[str] = deque(maxlen=20)
-        self.info = self._hello(name, events, extra_capabilities)
+        self.info = self._hello(name, events, extra_capabilities, profile)
 
     # ----------------------------------------------------------------- wire
 
@@ -157,7 +158,8 @@ class AgentGuest(Guest):
         values = (*self._ok_values(lines[-1]), 0, 0, 0, 0)
         return CallResult((values[0], values[1], values[2], values[3]), tuple(deliveries))
 
-    def _hello(self, name: str, events: tuple, extra: frozenset[str]) -> TargetInfo:
+    def _hello(self, name: str, events: tuple, extra: frozenset[str], profile: Profile | None) -> TargetInfo:
+        """HELLO; a bare-metal agent says ``profile=-`` and the target's config supplies it."""
         lines = self._request(p.Hello())
         version, f = p.parse_hello(lines[-1])
         if version != p.VERSION:
@@ -166,7 +168,7 @@ class AgentGuest(Guest):
             caps = frozenset(c for c in f.get("caps", "").split(",") if c) | extra
             return TargetInfo(
                 name=name,
-                profile=get_profile(f["profile"]),
+                profile=profile if profile is not None else get_profile(f["profile"]),
                 conduit=f["conduit"],
                 el=int(f["el"]),
                 pes=int(f["pes"]),

@@ -4,7 +4,9 @@ Importing this package registers the drivers with labgrid's target factory; lab.
 names it under ``imports:``.
 """
 
+from apflab.lab.agentdriver import AgentDriver
 from apflab.lab.guestprotocol import GuestProtocol
 from apflab.lab.modeldriver import ModelDriver
+from apflab.lab.qemuprocess import QEMUProcessDriver
 
-__all__ = ["GuestProtocol", "ModelDriver"]
+__all__ = ["AgentDriver", "GuestProtocol", "ModelDriver", "QEMUProcessDriver"]

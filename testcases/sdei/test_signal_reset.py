@@ -6,6 +6,8 @@ Arm's ACS / tf-a-tests cases listed there and in anchors.md 3.
 
 from __future__ import annotations
 
+import pytest
+
 from apflab.abi import sdei
 from apflab.abi.sdei import Fn
 from apflab.guest import Call, EventInfo, Guest, Handler
@@ -64,13 +66,15 @@ def test_signal_unregistered_target(guest: Guest, expect: Expect) -> None:
     expect(len(r.deliveries), 0, "handler entries")
 
 
+@pytest.mark.fresh_target  # TF-A loses event 0 for good after a masked trigger
 @spec("DEN0054C 5.1.12, 5.1.16 (spec point 8)", "a signal to a masked PE is dispatched after its PE_UNMASK")
 def test_signal_masked_target(guest: Guest, expect: Expect) -> None:
     _arm_event_0(guest, expect)
     expect(guest.sdei.pe_mask().ret, 1, "PE_MASK", Known("pe_mask_returns_zero", 0))
     r = guest.sdei.signal(sdei.EVENT_0, guest.info.mpidrs[0])
     expect((r.ret, len(r.deliveries)), (sdei.SUCCESS, 0), "SIGNAL while masked: (x0, entries)")
-    expect([d.event for d in guest.sdei.pe_unmask().deliveries], [0], "entries at PE_UNMASK")
+    expect([d.event for d in guest.sdei.pe_unmask().deliveries], [0], "entries at PE_UNMASK",
+           Known("tfa_masked_trigger_lost", []))  # fmt: skip
 
 
 @spec("DEN0054C 5.1.16 (ACS test_042)", "EVENT_SIGNAL succeeds from inside a running handler")
@@ -137,8 +141,9 @@ def test_shared_reset_running(guest: Guest, expect: Expect, shared_event: EventI
 
 @spec("DEN0054C 5.1.19", "SHARED_RESET releases interrupt bindings: the bound event can no longer be registered")
 def test_shared_reset_releases_bindings(guest: Guest, expect: Expect) -> None:
-    from testcases.sdei.test_bind import free_spi
+    from testcases.sdei.test_bind import free_spi, require_bind_slots
 
+    require_bind_slots(guest)
     number = guest.sdei.bind(free_spi(guest)).ret
     expect(number >= 0, True, f"INTERRUPT_BIND = {number}", Known("bind_release_not_supported", False))
     expect(guest.sdei.shared_reset().ret, sdei.SUCCESS, "SHARED_RESET")

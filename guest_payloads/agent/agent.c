@@ -1,0 +1,705 @@
+/*
+ * apflab bare-metal guest agent: speaks docs/agent-protocol.md (version 1) on the
+ * console UART, makes SMCCC calls through the target's conduit, and runs the SDEI
+ * handlers the harness configures. Freestanding: no libc, MMU off.
+ *
+ * What it reports is what the hardware and the dispatcher did; it decides nothing
+ * about conformance (that is the harness's job).
+ */
+#include "types.h"
+#include "uart.h"
+
+#define PROTOCOL_VERSION 1
+#define MAX_LINE 512
+#define MAX_TOKENS 80
+#define MAX_STEPS 24
+#define MAX_ARGS 17
+#define MAX_HANDLERS 16
+#define MAX_RECORDS 64
+#define MAX_LANDINGS 4
+
+#define FN_VERSION 0xC4000020UL
+#define FN_REGISTER 0xC4000021UL
+#define FN_ENABLE 0xC4000022UL
+#define FN_COMPLETE 0xC4000025UL
+#define FN_COMPLETE_AND_RESUME 0xC4000026UL
+#define FN_UNREGISTER 0xC4000027UL
+#define FN_PE_MASK 0xC400002BUL
+#define FN_PE_UNMASK 0xC400002CUL
+#define FN_PRIVATE_RESET 0xC4000031UL
+#define FN_SHARED_RESET 0xC4000032UL
+#define PSCI_VERSION 0x84000000UL
+#define SDEI_DENIED ((u64)-3)
+#define SDEI_PENDING ((u64)-5)
+#define NOT_SUPPORTED ((u64)-1)
+#define DRAIN_ARG 0xD5A10000UL
+
+extern u32 agent_el, agent_conduit, handler_depth, probe_active, probe_faulted;
+extern char vectors_el1[], vectors_el2[], resume_pad_el1[], resume_pad_el2[], sdei_entry[];
+extern char stack_top[];
+void call_smc(const u64 *in, u64 *out);
+void call_hvc(const u64 *in, u64 *out);
+
+enum step_kind { STEP_CALL, STEP_INJECT, STEP_IRQ };
+
+struct step {
+	u8 kind;
+	u8 nargs;
+	u64 fid;
+	u64 args[MAX_ARGS];
+};
+
+struct handler {
+	u8 used, once, resume, has_addr;
+	u64 arg;
+	u64 value; /* COMPLETE status or resume address */
+	u32 runs;
+	int nsteps;
+	struct step steps[MAX_STEPS];
+};
+
+struct record {
+	u32 pe, depth;
+	u64 x[4];
+	u64 pstate;
+	int nresults;
+	u64 results[MAX_STEPS];
+	int has_fin, failures;
+	u64 fin;
+	int landed;
+	u64 lpc, lelr, lspsr, lpstate;
+};
+
+struct finish {
+	u64 fid;
+	u64 arg;
+};
+
+static struct handler handlers[MAX_HANDLERS];
+static struct record records[MAX_RECORDS];
+static int nrecords, records_dropped;
+static int current_record[4] = {-1, -1, -1, -1}; /* per depth */
+static int landings[MAX_LANDINGS], nlandings;
+static u64 last_regs[22]; /* x0..x17, return pc, daif, nzcv, spsel */
+static u32 unexpected_irqs;
+static char line[MAX_LINE + 2];
+static char *tokens[MAX_TOKENS];
+
+/* ------------------------------------------------------------------ output */
+
+static void puts_(const char *s)
+{
+	while (*s)
+		uart_putc(*s++);
+}
+
+static void put_hex(u64 v)
+{
+	char buf[17];
+	int i = 16;
+	buf[i] = 0;
+	do {
+		buf[--i] = "0123456789abcdef"[v & 0xf];
+		v >>= 4;
+	} while (v);
+	puts_(&buf[i]);
+}
+
+static void put_kv(const char *key, u64 v)
+{
+	uart_putc(' ');
+	puts_(key);
+	uart_putc('=');
+	put_hex(v);
+}
+
+static void reply_err(const char *why)
+{
+	puts_("ERR ");
+	puts_(why);
+	uart_putc('\n');
+}
+
+/* ------------------------------------------------------------------- state */
+
+static u64 compose_pstate(u64 daif, u64 nzcv, u64 currentel, u64 spsel)
+{
+	return (nzcv & 0xF0000000UL) | (daif & 0x3C0UL) | (currentel & 0xCUL) | (spsel & 1UL);
+}
+
+static u64 read_mpidr(void)
+{
+	u64 v;
+	__asm__ volatile("mrs %0, mpidr_el1" : "=r"(v));
+	return v;
+}
+
+static void conduit_call(const u64 *in, u64 *out)
+{
+	if (agent_conduit)
+		call_hvc(in, out);
+	else
+		call_smc(in, out);
+}
+
+static u64 simple_call(u64 fid, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
+{
+	u64 in[18] = {fid, a1, a2, a3, a4, a5};
+	u64 out[22];
+	conduit_call(in, out);
+	return out[0];
+}
+
+static u64 resume_pad(void)
+{
+	return agent_el == 2 ? (u64)resume_pad_el2 : (u64)resume_pad_el1;
+}
+
+static u64 vbar(void)
+{
+	return agent_el == 2 ? (u64)vectors_el2 : (u64)vectors_el1;
+}
+
+static struct handler *find_handler(u64 arg)
+{
+	for (int i = 0; i < MAX_HANDLERS; i++)
+		if (handlers[i].used && handlers[i].arg == arg)
+			return &handlers[i];
+	return NULL;
+}
+
+static void clear_session(void)
+{
+	for (int i = 0; i < MAX_HANDLERS; i++)
+		handlers[i].used = 0;
+	nrecords = records_dropped = 0;
+	nlandings = 0;
+	handler_depth = 0;
+	for (int i = 0; i < 4; i++)
+		current_record[i] = -1;
+}
+
+/* ------------------------------------------------------ SDEI handler side */
+
+/* Called from the trampoline with x0..x3 as the dispatcher set them. */
+struct finish agent_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate, u64 daif, u64 nzcv, u64 currentel,
+				 u64 spsel)
+{
+	u32 depth = handler_depth;
+	int idx = -1;
+	struct record *rec = NULL;
+	if (nrecords < MAX_RECORDS) {
+		idx = nrecords++;
+		rec = &records[idx];
+		rec->pe = (u32)(read_mpidr() & 0xff);
+		rec->depth = depth;
+		rec->x[0] = event;
+		rec->x[1] = arg;
+		rec->x[2] = pc;
+		rec->x[3] = pstate;
+		rec->pstate = compose_pstate(daif, nzcv, currentel, spsel);
+		rec->nresults = 0;
+		rec->has_fin = rec->failures = rec->landed = 0;
+	} else {
+		records_dropped++;
+	}
+	if (depth < 4)
+		current_record[depth] = idx;
+
+	struct handler *h = find_handler(arg);
+	int run_steps = h && !(h->once && h->runs > 0);
+	if (h)
+		h->runs++;
+	for (int i = 0; run_steps && i < h->nsteps; i++) {
+		struct step *s = &h->steps[i];
+		u64 result = NOT_SUPPORTED; /* host-side steps: this target has no host hook */
+		if (s->kind == STEP_CALL) {
+			u64 in[18] = {0};
+			u64 out[22];
+			in[0] = s->fid;
+			for (int a = 0; a < s->nargs; a++)
+				in[a + 1] = s->args[a];
+			conduit_call(in, out);
+			result = out[0];
+		}
+		if (rec)
+			rec->results[rec->nresults++] = result;
+	}
+	struct finish f = {FN_COMPLETE, h ? h->value : 0};
+	if (h && h->resume) {
+		f.fid = FN_COMPLETE_AND_RESUME;
+		f.arg = h->has_addr ? h->value : resume_pad();
+		if (nlandings < MAX_LANDINGS)
+			landings[nlandings++] = idx;
+	}
+	return f;
+}
+
+static void recover(void);
+
+/* The finishing call returned (failed): record it, then complete plainly. */
+struct finish agent_finish_failed(u64 x0)
+{
+	u32 depth = handler_depth;
+	int idx = depth < 4 ? current_record[depth] : -1;
+	struct record *rec = idx >= 0 ? &records[idx] : NULL;
+	if (nlandings > 0 && landings[nlandings - 1] == idx)
+		nlandings--;
+	if (rec) {
+		if (rec->failures++ > 0) {
+			reply_err("wedged: the handler cannot complete (EVENT_COMPLETE failed twice)");
+			recover();
+		}
+		if (!rec->has_fin) {
+			rec->has_fin = 1;
+			rec->fin = x0;
+		}
+	}
+	struct finish f = {FN_COMPLETE, 0};
+	return f;
+}
+
+static void write_spsr(u64 v)
+{
+	if (agent_el == 2)
+		__asm__ volatile("msr spsr_el2, %0" ::"r"(v));
+	else
+		__asm__ volatile("msr spsr_el1, %0" ::"r"(v));
+}
+
+/* Where COMPLETE_AND_RESUME continued (the landing pad, or the IRQ vector on v4). */
+void agent_landing(u64 pc, u64 elr, u64 spsr, u64 daif, u64 nzcv, u64 currentel, u64 spsel)
+{
+	if (nlandings == 0) {
+		/* A real IRQ nobody asked for: return with IRQs masked so it cannot storm. */
+		unexpected_irqs++;
+		write_spsr(spsr | 0x80);
+		return;
+	}
+	int idx = landings[--nlandings];
+	if (idx < 0)
+		return;
+	struct record *rec = &records[idx];
+	rec->landed = 1;
+	rec->lpc = pc;
+	rec->lelr = elr;
+	rec->lspsr = spsr;
+	rec->lpstate = compose_pstate(daif, nzcv, currentel, spsel);
+}
+
+/* ------------------------------------------------------------- reporting */
+
+static void print_records(void)
+{
+	for (int i = 0; i < nrecords; i++) {
+		struct record *r = &records[i];
+		puts_("EV");
+		put_kv("seq", (u64)i);
+		put_kv("pe", r->pe);
+		put_kv("depth", r->depth);
+		put_kv("x0", r->x[0]);
+		put_kv("x1", r->x[1]);
+		put_kv("x2", r->x[2]);
+		put_kv("x3", r->x[3]);
+		put_kv("pstate", r->pstate);
+		puts_(" results=");
+		if (r->nresults == 0)
+			uart_putc('-');
+		for (int j = 0; j < r->nresults; j++) {
+			if (j)
+				uart_putc(',');
+			put_hex(r->results[j]);
+		}
+		if (r->has_fin)
+			put_kv("fin", r->fin);
+		if (r->landed) {
+			put_kv("landed", r->lpc);
+			put_kv("elr", r->lelr);
+			put_kv("spsr", r->lspsr);
+			put_kv("lpstate", r->lpstate);
+		}
+		uart_putc('\n');
+	}
+	if (records_dropped) {
+		puts_("NOTE dropped ");
+		put_hex((u64)records_dropped);
+		puts_(" handler records\n");
+	}
+	nrecords = records_dropped = 0;
+}
+
+void agent_loop(void) __attribute__((noreturn));
+
+/* After a fault: report, forget handler state, back to the command loop. */
+static void recover(void)
+{
+	print_records();
+	nlandings = 0;
+	handler_depth = 0;
+	for (int i = 0; i < 4; i++)
+		current_record[i] = -1;
+	__asm__ volatile("mov sp, %0" ::"r"(stack_top));
+	agent_loop();
+}
+
+void agent_exception(u64 esr, u64 elr, u64 far, u64 spsr, u64 kind)
+{
+	print_records();
+	puts_("ERR exception");
+	put_kv("vector", kind);
+	put_kv("esr", esr);
+	put_kv("elr", elr);
+	put_kv("far", far);
+	put_kv("spsr", spsr);
+	uart_putc('\n');
+	recover();
+}
+
+/* ------------------------------------------------------------- parsing */
+
+static int is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* 0 on success; otherwise the ERR reason. */
+static const char *parse_hex(const char *s, u64 *out)
+{
+	u64 v = 0;
+	int n = 0;
+	for (; *s; s++, n++) {
+		if (!is_hex(*s))
+			return "not a hex number";
+		if (n >= 16)
+			return "number over 64 bits";
+		char c = *s;
+		v = (v << 4) | (u64)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	}
+	if (n == 0)
+		return "not a hex number";
+	*out = v;
+	return 0;
+}
+
+static int streq_ci(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++)
+		if ((*a | 0x20) != (*b | 0x20))
+			return 0;
+	return *a == *b;
+}
+
+static int tokenize(char *s)
+{
+	int n = 0;
+	while (*s) {
+		while (*s == ' ')
+			s++;
+		if (!*s)
+			break;
+		if (n == MAX_TOKENS)
+			return -1;
+		if (*s == ';') {
+			tokens[n++] = ";";
+			s++;
+			continue;
+		}
+		tokens[n++] = s;
+		while (*s && *s != ' ' && *s != ';')
+			s++;
+		if (*s == ';') {
+			/* split "a;" into "a" ";" */
+			*s = 0;
+			if (n == MAX_TOKENS)
+				return -1;
+			tokens[n++] = ";";
+			s++;
+			continue;
+		}
+		if (*s)
+			*s++ = 0;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------- commands */
+
+static void cmd_hello(void)
+{
+	puts_("HELLO 1 agent=baremetal conduit=");
+	puts_(agent_conduit ? "hvc" : "smc");
+	put_kv("el", agent_el);
+	put_kv("pes", 1);
+	put_kv("mpidr", (read_mpidr() & 0xff00ffffffUL) | 0x80000000UL);
+	puts_(" profile=-");
+	put_kv("ep", (u64)sdei_entry);
+	put_kv("resume", resume_pad());
+	put_kv("vbar", vbar());
+	puts_(" caps=reset\n");
+}
+
+static void cmd_call(int n)
+{
+	u64 in[18] = {0};
+	u64 out[22];
+	if (n < 2) {
+		reply_err("CALL needs a function ID");
+		return;
+	}
+	if (n - 2 > MAX_ARGS) {
+		reply_err("CALL takes at most 17 arguments (x1..x17)");
+		return;
+	}
+	for (int i = 1; i < n; i++) {
+		const char *why = parse_hex(tokens[i], &in[i - 1]);
+		if (why) {
+			reply_err(why);
+			return;
+		}
+	}
+	nrecords = records_dropped = 0;
+	conduit_call(in, out);
+	for (int i = 0; i < 22; i++)
+		last_regs[i] = out[i];
+	print_records();
+	puts_("OK");
+	for (int i = 0; i < 4; i++) {
+		uart_putc(' ');
+		put_hex(out[i]);
+	}
+	uart_putc('\n');
+}
+
+static void cmd_regs(void)
+{
+	u64 el = (u64)agent_el << 2;
+	puts_("REGS ");
+	put_hex(last_regs[18]);
+	uart_putc(' ');
+	put_hex(compose_pstate(last_regs[19], last_regs[20], el, last_regs[21]));
+	for (int i = 0; i < 18; i++) {
+		uart_putc(' ');
+		put_hex(last_regs[i]);
+	}
+	uart_putc('\n');
+}
+
+static void cmd_handler(int n)
+{
+	/* HANDLER <arg> COMPLETE <status>|RESUME <addr|-> [ONCE] [; step]... */
+	struct handler h = {0};
+	int i = 4;
+	if (n < 4) {
+		reply_err("HANDLER <arg> COMPLETE <status> [ONCE] | HANDLER <arg> RESUME <address|-> [ONCE]");
+		return;
+	}
+	const char *why = parse_hex(tokens[1], &h.arg);
+	if (why) {
+		reply_err(why);
+		return;
+	}
+	if (streq_ci(tokens[2], "COMPLETE")) {
+		why = parse_hex(tokens[3], &h.value);
+	} else if (streq_ci(tokens[2], "RESUME")) {
+		h.resume = 1;
+		if (!(tokens[3][0] == '-' && tokens[3][1] == 0)) {
+			h.has_addr = 1;
+			why = parse_hex(tokens[3], &h.value);
+		}
+	} else {
+		why = "a handler finishes with COMPLETE or RESUME";
+	}
+	if (!why && i < n && streq_ci(tokens[i], "ONCE")) {
+		h.once = 1;
+		i++;
+	}
+	while (!why && i < n) {
+		if (tokens[i][0] != ';') {
+			why = "handler steps are separated by ';'";
+			break;
+		}
+		i++;
+		int start = i;
+		while (i < n && tokens[i][0] != ';')
+			i++;
+		int len = i - start;
+		if (len == 0) {
+			why = "empty handler step";
+			break;
+		}
+		if (h.nsteps == MAX_STEPS) {
+			why = "a handler makes at most 24 calls";
+			break;
+		}
+		struct step *s = &h.steps[h.nsteps++];
+		int first = start;
+		if (streq_ci(tokens[start], "INJECT") || streq_ci(tokens[start], "IRQ")) {
+			s->kind = streq_ci(tokens[start], "INJECT") ? STEP_INJECT : STEP_IRQ;
+			if (len != 3) {
+				why = "INJECT/IRQ steps take 2 arguments";
+				break;
+			}
+			first = start + 1;
+		} else {
+			s->kind = STEP_CALL;
+			if (len - 1 > MAX_ARGS) {
+				why = "a call takes at most 17 arguments";
+				break;
+			}
+			why = parse_hex(tokens[start], &s->fid);
+			first = start + 1;
+		}
+		for (int a = first; !why && a < i; a++)
+			why = parse_hex(tokens[a], &s->args[s->nargs++]);
+	}
+	if (why) {
+		reply_err(why);
+		return;
+	}
+	struct handler *slot = find_handler(h.arg);
+	for (int k = 0; !slot && k < MAX_HANDLERS; k++)
+		if (!handlers[k].used)
+			slot = &handlers[k];
+	if (!slot) {
+		reply_err("handler table full (16 handlers)");
+		return;
+	}
+	h.used = 1;
+	*slot = h;
+	puts_("OK\n");
+}
+
+static void cmd_reset(void)
+{
+	/* Back to the power-on SDEI state: nothing registered, bindings released, masked. */
+	simple_call(FN_PE_MASK, 0, 0, 0, 0, 0);
+	u64 p = simple_call(FN_PRIVATE_RESET, 0, 0, 0, 0, 0);
+	u64 s = simple_call(FN_SHARED_RESET, 0, 0, 0, 0, 0);
+	if (p == SDEI_DENIED || s == SDEI_DENIED) {
+		clear_session();
+		reply_err("reset denied: an SDEI handler is still running");
+		return;
+	}
+	/* A signalled event 0 may still be pending in the interrupt controller: let it run out. */
+	clear_session();
+	if (simple_call(FN_REGISTER, 0, (u64)sdei_entry, DRAIN_ARG, 0, 0) == 0) {
+		simple_call(FN_ENABLE, 0, 0, 0, 0, 0);
+		simple_call(FN_PE_UNMASK, 0, 0, 0, 0, 0);
+		simple_call(FN_PE_MASK, 0, 0, 0, 0, 0);
+		simple_call(FN_UNREGISTER, 0, 0, 0, 0, 0);
+	}
+	clear_session();
+	for (int i = 0; i < 22; i++)
+		last_regs[i] = 0;
+	puts_("OK\n");
+}
+
+static void dispatch_line(void)
+{
+	int n = tokenize(line);
+	if (n < 0) {
+		reply_err("too many tokens");
+		return;
+	}
+	if (n == 0)
+		return;
+	const char *c = tokens[0];
+	if (streq_ci(c, "HELLO")) {
+		if (n != 1)
+			reply_err("HELLO takes 0 argument(s)");
+		else
+			cmd_hello();
+	} else if (streq_ci(c, "CALL")) {
+		cmd_call(n);
+	} else if (streq_ci(c, "REGS")) {
+		cmd_regs();
+	} else if (streq_ci(c, "HANDLER")) {
+		cmd_handler(n);
+	} else if (streq_ci(c, "RESET")) {
+		cmd_reset();
+	} else if (streq_ci(c, "PE")) {
+		u64 pe;
+		const char *why = n == 2 ? parse_hex(tokens[1], &pe) : "PE takes 1 argument(s)";
+		if (why)
+			reply_err(why);
+		else if (pe != 0)
+			reply_err("no such PE: this agent runs on PE 0 only");
+		else
+			puts_("OK\n");
+	} else if (streq_ci(c, "INJECT") || streq_ci(c, "IRQ")) {
+		reply_err("not supported: this target has no host-side injection");
+	} else {
+		reply_err("unknown command");
+	}
+}
+
+void agent_loop(void)
+{
+	for (;;) {
+		int len = 0, bad = 0, overlong = 0;
+		for (;;) {
+			int c = uart_getc();
+			if (c == '\n')
+				break;
+			if (c == '\r')
+				continue;
+			if (len >= MAX_LINE) {
+				overlong = 1;
+				continue;
+			}
+			if (c < 0x20 || c > 0x7e)
+				bad = 1;
+			line[len++] = (char)c;
+		}
+		line[len] = 0;
+		if (overlong)
+			reply_err("line too long (more than 512 characters)");
+		else if (bad)
+			reply_err("line has non-printable or non-ASCII characters");
+		else
+			dispatch_line();
+	}
+}
+
+static void probe_conduit(void)
+{
+	/* At EL2 there is no hypervisor above us: SMC. At EL1 try HVC, fall back to SMC. */
+	if (agent_el == 2) {
+		agent_conduit = 0;
+		return;
+	}
+	agent_conduit = 1;
+	probe_faulted = 0;
+	probe_active = 1;
+	simple_call(PSCI_VERSION, 0, 0, 0, 0, 0);
+	probe_active = 0;
+	if (probe_faulted)
+		agent_conduit = 0;
+}
+
+void agent_main(void)
+{
+	uart_init();
+	clear_session();
+	probe_conduit();
+	puts_("\nAPFLAB-AGENT READY protocol=1\n");
+	agent_loop();
+}
+
+/* gcc may emit these for struct copies even when freestanding. */
+void *memset(void *d, int c, unsigned long n)
+{
+	u8 *p = d;
+	while (n--)
+		*p++ = (u8)c;
+	return d;
+}
+
+void *memcpy(void *d, const void *s, unsigned long n)
+{
+	u8 *p = d;
+	const u8 *q = s;
+	while (n--)
+		*p++ = *q++;
+	return d;
+}

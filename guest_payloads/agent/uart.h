@@ -1,0 +1,14 @@
+/*
+ * The console UART: a small interface so a board's UART can replace the PL011.
+ */
+#ifndef APFLAB_UART_H
+#define APFLAB_UART_H
+
+#include "types.h"
+
+void uart_init(void);
+void uart_putc(char c);
+/* Blocks until a byte arrives: the agent idles here between requests. */
+int uart_getc(void);
+
+#endif
