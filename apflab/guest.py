@@ -60,7 +60,36 @@ class Irq:
     intid: int
 
 
-HandlerStep = Call | Inject | Irq
+@dataclass(frozen=True)
+class Read32:
+    """Read a 32-bit word of guest memory (the result is its value)."""
+
+    gpa: int
+
+
+@dataclass(frozen=True)
+class Write32:
+    """Write a 32-bit word of guest memory."""
+
+    gpa: int
+    value: int
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A host-side stage-2 fault on ``gfn`` while the handler runs (capability apf-host)."""
+
+    pe: int
+    gfn: int
+    privileged: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Save the target's migration state at this point (capability migration)."""
+
+
+HandlerStep = Call | Inject | Irq | Read32 | Write32 | Fault | Snapshot
 
 
 @dataclass(frozen=True)
@@ -262,6 +291,45 @@ class Guest(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the guest holds (a process, a console)."""
 
+    # -------------------------------------------------- host side (APF, migration)
+
+    def _unsupported(self, capability: str) -> Unsupported:
+        return Unsupported(f"target {self.info.name} lacks capability '{capability}'")
+
+    def fault(self, pe: int, gfn: int, privileged: bool = False, latency_us: int | None = None) -> CallResult:
+        """A stage-2 fault needing I/O on ``gfn``: x0 = 0 sync, 1 async (x1 = token), 2 in flight."""
+        raise self._unsupported("apf-host")
+
+    def tick(self, us: int) -> CallResult:
+        """Advance the host's clock; the guest runs on (page-ready notifications happen)."""
+        raise self._unsupported("apf-host")
+
+    def apf_command(self, pe: int | None, cmd: int, value: int = 0) -> tuple[int, int]:
+        """KVM_ARM_ASYNC_PF_COMMAND on a vCPU (or the VM, pe None): (errno, value)."""
+        raise self._unsupported("apf-host")
+
+    def irq_level(self, pe: int, intid: int) -> int:
+        """The level of interrupt line ``intid`` of PE ``pe`` (the APF page-ready PPI)."""
+        raise self._unsupported("apf-host")
+
+    def mem_read32(self, gpa: int) -> int:
+        raise self._unsupported("mem")
+
+    def mem_write32(self, gpa: int, value: int) -> None:
+        raise self._unsupported("mem")
+
+    def save_state(self) -> bytes:
+        """The migration image of the running target (apflab.model.migration's layout)."""
+        raise self._unsupported("migration")
+
+    def restore_state(self, image: bytes) -> None:
+        """Continue on a fresh target restored from ``image`` (a migration)."""
+        raise self._unsupported("migration")
+
+    def restore_snapshot(self) -> None:
+        """Continue on a fresh target restored from the last in-handler Snapshot step."""
+        raise self._unsupported("migration")
+
     # ------------------------------------------------------------ conveniences
 
     @property
@@ -293,7 +361,11 @@ class Guest(abc.ABC):
             return self.call(step.fid, *step.args)
         if isinstance(step, Inject):
             return self.inject(step.event, step.pe)
-        return self.raise_irq(step.intid, step.pe)
+        if isinstance(step, Irq):
+            return self.raise_irq(step.intid, step.pe)
+        if isinstance(step, Fault):
+            return self.fault(step.pe, step.gfn, step.privileged)
+        raise ValueError(f"{step!r} runs inside a handler only")
 
     @property
     def sdei(self) -> SdeiCalls:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from apflab.agent import protocol as p
 from apflab.agent.server import AgentServer
-from apflab.guest import Call, Delivery, Handler, Inject, Irq, Landing
+from apflab.guest import Call, Delivery, Fault, Handler, Inject, Irq, Landing, Read32, Snapshot, Write32
 from apflab.model.guest import ModelGuest
 from apflab.profiles import SPEC
 
@@ -32,7 +32,30 @@ steps = st.one_of(
     st.builds(lambda f, a: Call(f, *a), u64, st.lists(u64, max_size=4)),
     st.builds(Inject, st.integers(0, 63), u64),
     st.builds(Irq, st.integers(0, 63), st.integers(0, 1019)),
+    st.builds(Read32, u64),
+    st.builds(Write32, u64, st.integers(0, 0xFFFFFFFF)),
+    st.builds(Fault, st.integers(0, 63), u64, st.booleans()),
+    st.just(Snapshot()),
 )
+
+host_requests = st.one_of(
+    st.builds(p.MemRead32, u64),
+    st.builds(p.MemWrite32, u64, u64),
+    st.builds(p.HostFault, st.integers(0, 63), u64, st.booleans(), st.one_of(st.none(), st.integers(0, 10**9))),
+    st.builds(p.HostTick, st.integers(0, 10**9)),
+    st.builds(p.HostApf, st.one_of(st.none(), st.integers(0, 63)), st.integers(0, 9), u64),
+    st.builds(p.HostIrqLevel, st.integers(0, 63), st.integers(0, 1019)),
+    st.just(p.HostSave()),
+    st.builds(p.HostLoad, st.one_of(st.none(), st.binary(min_size=1, max_size=p.BLOB_CHUNK))),
+    st.builds(p.HostRestore, st.booleans()),
+)
+
+
+@given(host_requests)
+def test_host_request_round_trip(req: p.Request) -> None:
+    line = p.format_request(req)
+    assert len(line) <= p.MAX_LINE
+    assert p.parse_request(line) == req
 
 
 @given(u64, st.lists(steps, max_size=8), st.booleans(), u64, st.one_of(st.none(), u64), st.booleans())

@@ -49,6 +49,12 @@ def test_apflab_run_reports(tmp_path: Path) -> None:
             if props["verdict"] == "KFAIL":
                 kfail_reasons.add(props["reason"].split(":")[1].strip())
     assert set(by_target) == {"model", "model-kvm-v4"}
+    suites = Counter(
+        TestCase.fromelem(c).classname.split(".")[1]
+        for s in merged for c in s
+        if {p.name: p.value for p in TestCase.fromelem(c).properties()}.get("target") == "model-kvm-v4"
+    )  # fmt: skip
+    assert suites["apf"] >= 40 and suites["migration"] >= 15, suites
     assert sum(by_target["model"].values()) >= 150
     assert by_target["model"]["FAIL"] == 0 and by_target["model"]["KFAIL"] == 0
     assert by_target["model-kvm-v4"]["FAIL"] == 0

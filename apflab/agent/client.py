@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
+from apflab.abi.smccc import to_s64
 from apflab.agent import protocol as p
 from apflab.guest import CallResult, Delivery, Guest, Handler, Regs, TargetError, TargetInfo
 from apflab.profiles import Profile, get_profile
@@ -142,6 +143,9 @@ class AgentGuest(Guest):
             if head == "EV":
                 lines.append(text)
                 continue
+            if head == "BLOB":
+                lines.append(text)
+                continue
             if head in ("OK", "ERR", "HELLO", "REGS"):
                 lines.append(text)
                 if head == "ERR":
@@ -206,6 +210,51 @@ class AgentGuest(Guest):
 
     def reset(self) -> None:
         self._request(p.Reset())
+
+    # ------------------------------------------------------ host side over the wire
+
+    def fault(self, pe: int, gfn: int, privileged: bool = False, latency_us: int | None = None) -> CallResult:
+        self.require("apf-host")
+        return self._call_result(self._request(p.HostFault(pe, gfn, privileged, latency_us)))
+
+    def tick(self, us: int) -> CallResult:
+        self.require("apf-host")
+        return self._call_result(self._request(p.HostTick(us)))
+
+    def apf_command(self, pe: int | None, cmd: int, value: int = 0) -> tuple[int, int]:
+        self.require("apf-host")
+        values = self._ok_values(self._request(p.HostApf(pe, cmd, value))[-1])
+        if len(values) != 2:
+            raise TargetError(f"HOST APF answered {len(values)} values, not (errno, value)")
+        return to_s64(values[0]), values[1]
+
+    def irq_level(self, pe: int, intid: int) -> int:
+        self.require("apf-host")
+        return self._ok_values(self._request(p.HostIrqLevel(pe, intid))[-1])[0]
+
+    def mem_read32(self, gpa: int) -> int:
+        self.require("mem")
+        return self._ok_values(self._request(p.MemRead32(gpa))[-1])[0]
+
+    def mem_write32(self, gpa: int, value: int) -> None:
+        self.require("mem")
+        self._request(p.MemWrite32(gpa, value))
+
+    def save_state(self) -> bytes:
+        self.require("migration")
+        lines = self._request(p.HostSave())
+        return b"".join(bytes.fromhex(line.split()[1]) for line in lines if line.startswith("BLOB "))
+
+    def restore_state(self, image: bytes) -> None:
+        self.require("migration")
+        self._request(p.HostLoad(None))
+        for i in range(0, len(image), p.BLOB_CHUNK):
+            self._request(p.HostLoad(image[i : i + p.BLOB_CHUNK]))
+        self._request(p.HostRestore())
+
+    def restore_snapshot(self) -> None:
+        self.require("migration")
+        self._request(p.HostRestore(snapshot=True))
 
     def close(self) -> None:
         self.stream.close()

@@ -17,6 +17,11 @@ Requests::
     INJECT <pe> <event>
     IRQ <pe> <intid>
     RESET
+    MEM R32 <gpa> | MEM W32 <gpa> <value>
+    HOST FAULT <pe> <gfn> <privileged> [<latency_us>] | HOST TICK <us>
+    HOST APF <pe|vm> <cmd> [<value>] | HOST IRQLEVEL <pe> <intid>
+    HOST SAVE | HOST LOAD <hex|-> | HOST RESTORE [SNAP]
+        (handler steps may also be R32 <gpa>, W32 <gpa> <value>, FAULT <pe> <gfn> <priv>, SNAP)
 
 Replies: ``HELLO 1 key=value..``, ``EV key=value..`` (zero or more, before the final
 line of a CALL/INJECT/IRQ), ``REGS <pc> <pstate> <x0> .. <x17>``, ``OK [values]``,
@@ -28,7 +33,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apflab.abi.smccc import MASK64, to_s64
-from apflab.guest import Call, Delivery, Handler, HandlerStep, Inject, Irq, Landing, Regs
+from apflab.guest import (
+    Call,
+    Delivery,
+    Fault,
+    Handler,
+    HandlerStep,
+    Inject,
+    Irq,
+    Landing,
+    Read32,
+    Regs,
+    Snapshot,
+    Write32,
+)
 
 VERSION = 1
 MAX_LINE = 512
@@ -103,7 +121,65 @@ class Reset:
     pass
 
 
-Request = Hello | SelectPe | SetHandler | CallRequest | RegsRequest | InjectRequest | IrqRequest | Reset
+@dataclass(frozen=True)
+class MemRead32:
+    gpa: int
+
+
+@dataclass(frozen=True)
+class MemWrite32:
+    gpa: int
+    value: int
+
+
+@dataclass(frozen=True)
+class HostFault:
+    pe: int
+    gfn: int
+    privileged: bool
+    latency_us: int | None = None
+
+
+@dataclass(frozen=True)
+class HostTick:
+    us: int
+
+
+@dataclass(frozen=True)
+class HostApf:
+    pe: int | None  # None: the VM file descriptor
+    cmd: int
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class HostIrqLevel:
+    pe: int
+    intid: int
+
+
+@dataclass(frozen=True)
+class HostSave:
+    pass
+
+
+@dataclass(frozen=True)
+class HostLoad:
+    data: bytes | None  # None: forget what was loaded
+
+
+@dataclass(frozen=True)
+class HostRestore:
+    snapshot: bool = False
+
+
+#: Bytes of migration image per BLOB / HOST LOAD line (hex doubles it; stays under MAX_LINE).
+BLOB_CHUNK = 240
+
+Request = (
+    Hello | SelectPe | SetHandler | CallRequest | RegsRequest | InjectRequest | IrqRequest | Reset
+    | MemRead32 | MemWrite32 | HostFault | HostTick | HostApf | HostIrqLevel | HostSave | HostLoad | HostRestore
+)  # fmt: skip
 
 
 def _check_line(line: str) -> list[str]:
@@ -130,6 +206,18 @@ def _parse_step(words: list[str]) -> HandlerStep:
         _arity(words, 2)
         a, b = num(words[1]), num(words[2])
         return Inject(a, b) if head == "INJECT" else Irq(a, b)
+    if head == "R32":
+        _arity(words, 1)
+        return Read32(num(words[1]))
+    if head == "W32":
+        _arity(words, 2)
+        return Write32(num(words[1]), num(words[2]))
+    if head == "FAULT":
+        _arity(words, 3)
+        return Fault(num(words[1]), num(words[2]), bool(num(words[3])))
+    if head == "SNAP":
+        _arity(words, 0)
+        return Snapshot()
     values = [num(w) for w in words]
     if len(values) - 1 > MAX_CALL_ARGS:
         raise ProtocolError(f"a call takes at most {MAX_CALL_ARGS} arguments")
@@ -186,7 +274,43 @@ def parse_request(line: str) -> Request:
     if cmd == "RESET":
         _arity(words, 0)
         return Reset()
+    if cmd == "MEM" and len(words) >= 2:
+        sub = words[1].upper()
+        if sub == "R32" and len(words) == 3:
+            return MemRead32(num(words[2]))
+        if sub == "W32" and len(words) == 4:
+            return MemWrite32(num(words[2]), num(words[3]))
+        raise ProtocolError("MEM R32 <gpa> | MEM W32 <gpa> <value>")
+    if cmd == "HOST" and len(words) >= 2:
+        return _parse_host(words[1].upper(), words[2:])
     raise ProtocolError(f"unknown command {words[0][:20]!r}")
+
+
+def _parse_host(sub: str, args: list[str]) -> Request:
+    n = len(args)
+    if sub == "FAULT" and n in (3, 4):
+        return HostFault(num(args[0]), num(args[1]), bool(num(args[2])), num(args[3]) if n == 4 else None)
+    if sub == "TICK" and n == 1:
+        return HostTick(num(args[0]))
+    if sub == "APF" and n in (2, 3):
+        pe = None if args[0].lower() == "vm" else num(args[0])
+        return HostApf(pe, num(args[1]), num(args[2]) if n == 3 else 0)
+    if sub == "IRQLEVEL" and n == 2:
+        return HostIrqLevel(num(args[0]), num(args[1]))
+    if sub == "SAVE" and n == 0:
+        return HostSave()
+    if sub == "LOAD" and n == 1:
+        if args[0] == "-":
+            return HostLoad(None)
+        try:
+            return HostLoad(bytes.fromhex(args[0]))
+        except ValueError:
+            raise ProtocolError("HOST LOAD takes hex bytes (an even number of hex digits)") from None
+    if sub == "RESTORE" and n <= 1:
+        if n == 1 and args[0].upper() != "SNAP":
+            raise ProtocolError("HOST RESTORE [SNAP]")
+        return HostRestore(n == 1)
+    raise ProtocolError(f"bad HOST request {sub[:12]!r}: see docs/agent-protocol.md")
 
 
 def _format_step(step: HandlerStep) -> str:
@@ -194,6 +318,14 @@ def _format_step(step: HandlerStep) -> str:
         return f"INJECT {hexs(step.pe)} {hexs(step.event)}"
     if isinstance(step, Irq):
         return f"IRQ {hexs(step.pe)} {hexs(step.intid)}"
+    if isinstance(step, Read32):
+        return f"R32 {hexs(step.gpa)}"
+    if isinstance(step, Write32):
+        return f"W32 {hexs(step.gpa)} {hexs(step.value)}"
+    if isinstance(step, Fault):
+        return f"FAULT {hexs(step.pe)} {hexs(step.gfn)} {int(step.privileged)}"
+    if isinstance(step, Snapshot):
+        return "SNAP"
     return " ".join(hexs(v) for v in (step.fid, *step.args))
 
 
@@ -220,6 +352,25 @@ def format_request(req: Request) -> str:
         return f"INJECT {hexs(req.pe)} {hexs(req.event)}"
     if isinstance(req, IrqRequest):
         return f"IRQ {hexs(req.pe)} {hexs(req.intid)}"
+    if isinstance(req, MemRead32):
+        return f"MEM R32 {hexs(req.gpa)}"
+    if isinstance(req, MemWrite32):
+        return f"MEM W32 {hexs(req.gpa)} {hexs(req.value)}"
+    if isinstance(req, HostFault):
+        tail = "" if req.latency_us is None else f" {hexs(req.latency_us)}"
+        return f"HOST FAULT {hexs(req.pe)} {hexs(req.gfn)} {int(req.privileged)}{tail}"
+    if isinstance(req, HostTick):
+        return f"HOST TICK {hexs(req.us)}"
+    if isinstance(req, HostApf):
+        return f"HOST APF {'vm' if req.pe is None else hexs(req.pe)} {hexs(req.cmd)} {hexs(req.value)}"
+    if isinstance(req, HostIrqLevel):
+        return f"HOST IRQLEVEL {hexs(req.pe)} {hexs(req.intid)}"
+    if isinstance(req, HostSave):
+        return "HOST SAVE"
+    if isinstance(req, HostLoad):
+        return "HOST LOAD " + ("-" if req.data is None else req.data.hex())
+    if isinstance(req, HostRestore):
+        return "HOST RESTORE SNAP" if req.snapshot else "HOST RESTORE"
     return "RESET"
 
 

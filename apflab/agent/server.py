@@ -10,15 +10,21 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from apflab.agent import protocol as p
-from apflab.guest import CallResult, TargetError
+from apflab.guest import CallResult, TargetError, Unsupported
 from apflab.model.guest import ModelGuest
 from apflab.model.machine import ModelError
+from apflab.model.memory import MemoryError_
+from apflab.model.migration import MigrationError
 
 
 class AgentServer:
+    #: Bound on a migration image sent with HOST LOAD.
+    MAX_LOAD = 64 << 20
+
     def __init__(self, guest: ModelGuest, agent_name: str = "model") -> None:
         self.guest = guest
         self.agent_name = agent_name
+        self._load = bytearray()
 
     def hello_fields(self) -> dict[str, str]:
         info = self.guest.info
@@ -40,9 +46,11 @@ class AgentServer:
         try:
             req = p.parse_request(line)
             return self._handle(req)
+        except MigrationError as exc:
+            return [p.format_err(f"restore refused: {exc}")]
         except p.ProtocolError as exc:
             return [p.format_err(str(exc))]
-        except (ModelError, TargetError, ValueError) as exc:
+        except (ModelError, TargetError, ValueError, Unsupported, MemoryError_) as exc:
             return [p.format_err(str(exc))]
 
     def _result(self, result: CallResult) -> list[str]:
@@ -66,8 +74,49 @@ class AgentServer:
             return self._result(g.inject(req.event, req.pe))
         if isinstance(req, p.IrqRequest):
             return self._result(g.raise_irq(req.intid, req.pe))
-        g.reset()
-        return [p.format_ok()]
+        if isinstance(req, p.Reset):
+            g.reset()
+            self._load.clear()
+            return [p.format_ok()]
+        return self._handle_host(req)
+
+    def _handle_host(self, req: p.Request) -> list[str]:
+        g = self.guest
+        if isinstance(req, p.MemRead32):
+            return [p.format_ok(g.mem_read32(req.gpa))]
+        if isinstance(req, p.MemWrite32):
+            g.mem_write32(req.gpa, req.value)
+            return [p.format_ok()]
+        if isinstance(req, p.HostFault):
+            return self._result(g.fault(req.pe, req.gfn, req.privileged, req.latency_us))
+        if isinstance(req, p.HostTick):
+            return self._result(g.tick(req.us))
+        if isinstance(req, p.HostApf):
+            err, value = g.apf_command(req.pe, req.cmd, req.value)
+            return [p.format_ok(err, value)]
+        if isinstance(req, p.HostIrqLevel):
+            return [p.format_ok(g.irq_level(req.pe, req.intid))]
+        if isinstance(req, p.HostSave):
+            image = g.save_state()
+            chunks = [image[i : i + p.BLOB_CHUNK] for i in range(0, len(image), p.BLOB_CHUNK)]
+            return [*(f"BLOB {c.hex()}" for c in chunks), p.format_ok(len(image))]
+        if isinstance(req, p.HostLoad):
+            if req.data is None:
+                self._load.clear()
+            elif len(self._load) + len(req.data) > self.MAX_LOAD:
+                self._load.clear()
+                return [p.format_err(f"migration image over {self.MAX_LOAD} bytes; HOST LOAD - starts again")]
+            else:
+                self._load += req.data
+            return [p.format_ok(len(self._load))]
+        if isinstance(req, p.HostRestore):
+            if req.snapshot:
+                g.restore_snapshot()
+            else:
+                image, self._load = bytes(self._load), bytearray()
+                g.restore_state(image)
+            return [p.format_ok()]
+        raise p.ProtocolError(f"unhandled request {req!r}")
 
     def serve(self, infile: BinaryIO, outfile: BinaryIO) -> None:
         """Serve requests until end of input."""

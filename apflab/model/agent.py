@@ -19,12 +19,17 @@ from apflab.guest import (
     Call,
     CallResult,
     Delivery,
+    Fault,
     Handler,
     HandlerStep,
     Inject,
+    Irq,
     Landing,
+    Read32,
     Regs,
+    Snapshot,
     TargetError,
+    Write32,
 )
 from apflab.model.machine import Machine, ModelError
 from apflab.model.pe import VECTOR_IRQ_CURRENT_SP0, VECTOR_IRQ_CURRENT_SPX, VECTOR_IRQ_LOWER_A64, make_pstate
@@ -80,10 +85,17 @@ class ModelAgent:
         self._records: list[_Record] = []
         self._landing_for: dict[int, list[_Record]] = {}
         self._last: dict[int, Regs] = {}
+        self.snapshot: bytes | None = None
         for cpu in machine.pes:
             cpu.vbar = VBAR
             cpu.pc = IDLE_PC
             cpu.pstate = make_pstate(cpu.client_el, sp=1)
+
+    def replace_machine(self, machine: Machine) -> None:
+        """Go on with a restored machine (after a migration); the guest's memory came along."""
+        self.machine = machine
+        self._landing_for = {}
+        self._last = {}
 
     # ------------------------------------------------------------- commands
 
@@ -115,6 +127,28 @@ class ModelAgent:
         status = self.machine.raise_irq(intid, pe)
         self._service_all(first=pe)
         return self._end(self.selected, status)
+
+    def fault(self, pe: int, gfn: int, privileged: bool, latency_us: int | None) -> CallResult:
+        """A stage-2 fault; KVM then re-enters the vCPU at once, so notifications happen."""
+        apf = self._apf()
+        self.machine.pe(pe)
+        self._begin()
+        outcome, token = apf.fault(pe, gfn, privileged, latency_us)
+        self._service_all(first=pe)
+        result = self._end(self.selected, outcome)
+        return CallResult((outcome, token, 0, 0), result.deliveries)
+
+    def tick(self, us: int) -> CallResult:
+        apf = self._apf()
+        self._begin()
+        done = apf.tick(us)
+        self._service_all(first=self.selected)
+        return self._end(self.selected, done)
+
+    def _apf(self):
+        if self.machine.apf is None:
+            raise ModelError(f"profile {self.machine.profile.name} has no asynchronous page faults")
+        return self.machine.apf
 
     def regs(self) -> Regs:
         pe = self.selected
@@ -192,8 +226,22 @@ class ModelAgent:
             status = to_s64(self.machine.pe(pe).x[0])
         elif isinstance(step, Inject):
             status = self.machine.inject(step.event, step.pe)
-        else:
+        elif isinstance(step, Irq):
             status = self.machine.raise_irq(step.intid, step.pe)
+        elif isinstance(step, Read32):
+            return self.machine.memory.read32(step.gpa)
+        elif isinstance(step, Write32):
+            self.machine.memory.write32(step.gpa, step.value)
+            return 0
+        elif isinstance(step, Fault):
+            status = self._apf().fault(step.pe, step.gfn, step.privileged)[0]
+        elif isinstance(step, Snapshot):
+            from apflab.model.migration import save
+
+            self.snapshot = save(self.machine)
+            return len(self.snapshot)
+        else:
+            raise ModelError(f"unknown handler step {step!r}")
         self._service_all(first=pe)
         return status
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from apflab.guest import CallResult, Guest, Handler, Regs, TargetInfo
+from apflab.guest import CallResult, Guest, Handler, Regs, TargetInfo, Unsupported
 from apflab.model.agent import HANDLER_ENTRY, RESUME_PAD, VBAR, ModelAgent
 from apflab.model.machine import Machine
+from apflab.model.migration import restore, save
 from apflab.model.platform import PLATFORMS
 from apflab.profiles import Profile
 
 #: What the model can do that a real target may not.
-MODEL_CAPABILITIES = frozenset({"inject", "irq", "reset", "in-handler-inject"})
+MODEL_CAPABILITIES = frozenset({"inject", "irq", "reset", "in-handler-inject", "mem"})
 
 
 def model_target_info(name: str, profile: Profile, pes: int, el: int) -> TargetInfo:
@@ -21,7 +22,7 @@ def model_target_info(name: str, profile: Profile, pes: int, el: int) -> TargetI
     if pes > 1:
         caps.add("multi-pe")
     if platform.kvm_vendor_hyp:
-        caps.add("kvm-vendor-hyp")
+        caps |= {"kvm-vendor-hyp", "apf-host", "migration"}  # the v4 series' VMM interfaces
     return TargetInfo(
         name=name,
         profile=profile,
@@ -63,3 +64,43 @@ class ModelGuest(Guest):
 
     def raise_irq(self, intid: int, pe: int = 0) -> CallResult:
         return self.agent.raise_irq(intid, pe)
+
+    def fault(self, pe: int, gfn: int, privileged: bool = False, latency_us: int | None = None) -> CallResult:
+        self.require("apf-host")
+        return self.agent.fault(pe, gfn, privileged, latency_us)
+
+    def tick(self, us: int) -> CallResult:
+        self.require("apf-host")
+        return self.agent.tick(us)
+
+    def apf_command(self, pe: int | None, cmd: int, value: int = 0) -> tuple[int, int]:
+        self.require("apf-host")
+        if pe is not None:
+            self.agent.machine.pe(pe)
+        return self.agent._apf().command(pe, cmd, value)
+
+    def irq_level(self, pe: int, intid: int) -> int:
+        self.require("apf-host")
+        apf = self.agent._apf()
+        v = apf.vcpus[self.agent.machine.pe(pe).index]
+        return int(v.irq_level and intid == v.irq)
+
+    def mem_read32(self, gpa: int) -> int:
+        return self.agent.machine.memory.read32(gpa)
+
+    def mem_write32(self, gpa: int, value: int) -> None:
+        self.agent.machine.memory.write32(gpa, value)
+
+    def save_state(self) -> bytes:
+        self.require("migration")
+        return save(self.agent.machine)
+
+    def restore_state(self, image: bytes) -> None:
+        self.require("migration")
+        self.agent.replace_machine(restore(image, self.info.profile))
+
+    def restore_snapshot(self) -> None:
+        self.require("migration")
+        if self.agent.snapshot is None:
+            raise Unsupported("no Snapshot step has run since the last reset")
+        self.restore_state(self.agent.snapshot)

@@ -9,6 +9,8 @@ guest agent's business (:mod:`apflab.model.agent`).
 from __future__ import annotations
 
 from apflab.abi import smccc
+from apflab.model.apf import AsyncPf
+from apflab.model.memory import Memory
 from apflab.model.pe import PE
 from apflab.model.platform import PLATFORMS
 from apflab.model.sdei import Dispatcher
@@ -33,7 +35,12 @@ class Machine:
         self.platform = PLATFORMS[profile.name]
         self.pes = [PE(i, client_el) for i in range(pes)]
         self.sdei = Dispatcher(self.platform, profile, self.pes)
-        self.front = SmcccFront(self.platform, self.sdei)
+        self.memory = Memory()
+        self.apf: AsyncPf | None = None
+        if self.platform.kvm_vendor_hyp:  # the v4 APF series: every vCPU has an APF block
+            self.apf = AsyncPf(self.sdei, self.memory, pes, lambda pe: bool(self.sdei.stacks[pe]))
+            self.sdei.on_dispatch = self.apf.on_delivered
+        self.front = SmcccFront(self.platform, self.sdei, self.apf)
 
     def pe(self, index: int) -> PE:
         if not 0 <= index < len(self.pes):
@@ -55,7 +62,10 @@ class Machine:
         return not result.redirected
 
     def take_pending(self, index: int) -> bool:
-        """At an instruction boundary: dispatch a pending event if the PE may take one."""
+        """At an instruction boundary (a vCPU entry): post finished async page faults first
+        (KVM_REQ_ASYNC_PF is checked before KVM_REQ_SDEI), then dispatch a pending event."""
+        if self.apf is not None:
+            self.apf.check_completion(index)
         taken = self.sdei.next_dispatch(index)
         if taken is None:
             return False

@@ -96,6 +96,8 @@ class Dispatcher:
     pending: list[list[int]] = field(init=False)  # per PE, private events, in trigger order
     shared_pending: list[tuple[int, int]] = field(init=False)  # (event, triggering PE)
     bindings: dict[int, Binding] = field(init=False)
+    #: Called as (pe, event number) when an event is dispatched: v4's notifier DELIVERED.
+    on_dispatch: Callable[[int, int], None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.events = {e.number: e for e in self.platform.events}
@@ -607,6 +609,34 @@ class Dispatcher:
         cpu.x[0], cpu.x[1], cpu.x[2], cpu.x[3] = ev.number, reg.arg, interrupted_pc, interrupted_pstate
         cpu.pstate = exception_entry_pstate(interrupted_pstate, cpu.client_el)
         cpu.pc = reg.ep
+        if self.on_dispatch is not None:
+            self.on_dispatch(pe, ev.number)
+
+    # ------------------------------------------------------ v4 kernel-internal API
+
+    def kvm_inject(self, number: int, pe: int, immediate: bool = False) -> int:
+        """kvm_sdei_inject() (abi.md 3.5): 0, -EPERM (1), -EINVAL (22) or -ENOSPC (28)."""
+        ev = self.events.get(number)
+        if ev is None:
+            return -22
+        reg = self.registration(pe, ev)
+        if not (reg.state.registered and reg.state.enabled) or self.masked[pe]:
+            return -1
+        if immediate:
+            queued = [self.events[n] for n in self.pending[pe]] + [d.event for d in self.stacks[pe]]
+            if (ev.critical and any(e.critical for e in queued)) or (not ev.critical and queued):
+                return -28
+        self.pending[pe].append(number)
+        return 0
+
+    def kvm_cancel(self, number: int, pe: int) -> int:
+        """kvm_sdei_cancel(): take back a queued, undelivered instance (abi.md 3.5)."""
+        if number in self.pending[pe]:
+            self.pending[pe].remove(number)
+            return 0
+        if any(d.event.number == number for d in self.stacks[pe]):
+            return -115  # -EINPROGRESS: it is the running event
+        return -22
 
     # ----------------------------------------------------------- invariants
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from apflab.abi import psci, sdei, smccc
+from apflab.model.apf import AsyncPf
 from apflab.model.platform import Platform
 from apflab.model.sdei import Dispatcher, Result
 
+#: Bit 30 of a function ID: SMC64 (abi.md 1.1).
+SMC64_BIT = 1 << 30
 _PSCI_IMPLEMENTED = frozenset({psci.PSCI_VERSION, psci.PSCI_FEATURES, smccc.SMCCC_VERSION})
 _ARCH_FEATURES_IMPLEMENTED = frozenset({smccc.SMCCC_VERSION, smccc.SMCCC_ARCH_FEATURES})
 
@@ -21,12 +24,13 @@ _ARCH_FEATURES_IMPLEMENTED = frozenset({smccc.SMCCC_VERSION, smccc.SMCCC_ARCH_FE
 class SmcccFront:
     platform: Platform
     sdei: Dispatcher
+    apf: AsyncPf | None = None
 
     def call(self, pe: int, regs: list[int]) -> Result:
         """Handle one call; ``regs`` is x0..x17 as the caller left them."""
         fid = regs[0] & smccc.MASK32
         args = list(regs[1:18])
-        if smccc.decode(fid).convention == smccc.Convention.SMC32:
+        if not fid & SMC64_BIT:
             args = [a & smccc.MASK32 for a in args]
         if sdei.is_sdei_fid(fid):
             return self.sdei.call(pe, fid, args)
@@ -44,5 +48,10 @@ class SmcccFront:
                 w = smccc.KVM_UID_WORDS
                 return Result(w[0], (w[1], w[2], w[3]))
             if fid == smccc.KVM_FUNC_FEATURES:
-                return Result(1 << smccc.KvmFeature.FEATURES, (0, 0, 0))
+                bits = 1 << smccc.KvmFeature.FEATURES
+                if self.apf is not None:
+                    bits |= 1 << smccc.KvmFeature.ASYNC_PF
+                return Result(bits, (0, 0, 0))
+            if fid == smccc.KVM_FUNC_ASYNC_PF and self.apf is not None:
+                return self.apf.hypercall(pe, args)
         return Result(smccc.NOT_SUPPORTED)

@@ -1,0 +1,91 @@
+"""Fixtures and guest-side steps for the APF suite (abi.md section 4, the v4 series).
+
+The guest side is written here as the v4 Linux guest does it (abi.md 4.8, 4.9): the
+page-not-present SDEI handler reads reason and token, then clears token, then reason;
+the page-ready PPI handler does the same and calls IRQ_ACK. Targets without the v4 APF
+interfaces SKIP with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from apflab.abi import apf, sdei
+from apflab.abi.smccc import KVM_FUNC_FEATURES, KvmFeature
+from apflab.guest import Guest, Handler, Read32, Write32
+from apflab.verdict import Expect
+
+EVENT = apf.SDEI_EVENT  # KVM_SDEI_ASYNC_PF_NUM, 0x40400001 (abi.md 3.2)
+PPI = 23  # any PPI: the VMM chooses it (abi.md 4.12 leaves QEMU's choice unverified)
+BLOCK = 0x4010_0000  # the per-CPU shared data blocks, 64-byte aligned, one per PE
+ARG = 0xA9F0_0001
+SUCCESS, NOT_SUPPORTED, NOT_REQUIRED, INVALID = 0, -1, -2, -3
+
+
+def block(pe: int) -> int:
+    return BLOCK + pe * 0x100
+
+
+def hvc(guest: Guest, sub: int, *args: int):
+    return guest.call(apf.FUNC_ID, sub, *args)
+
+
+def enable_args(pe: int, send_always: bool = False, enabled: bool = True) -> tuple[int, int]:
+    """ENABLE's x2/x3: the control word split in two 32-bit halves (abi.md 4.2)."""
+    word = block(pe) | (apf.CONTROL_ENABLED if enabled else 0) | (apf.CONTROL_SEND_ALWAYS if send_always else 0)
+    return word & 0xFFFFFFFF, word >> 32
+
+
+def not_present_handler() -> Handler:
+    """Read reason and token, clear token, then reason (abi.md 4.8)."""
+    return Handler([Read32(BLOCK), Read32(BLOCK + 4), Write32(BLOCK + 4, 0), Write32(BLOCK, 0)])
+
+
+@dataclass
+class ApfGuest:
+    guest: Guest
+    expect: Expect
+
+    def configure(self, pe: int = 0, sdei_num: int = EVENT, irq: int = PPI) -> None:
+        """What the VMM does before the guest boots: SET_SDEI and SET_IRQ (abi.md 4.11)."""
+        assert self.guest.apf_command(pe, apf.Command.SET_SDEI, sdei_num)[0] == 0
+        assert self.guest.apf_command(pe, apf.Command.SET_IRQ, irq)[0] == 0
+
+    def bring_up(self, pe: int = 0, send_always: bool = False) -> None:
+        """The guest's bring-up on PE ``pe`` (abi.md 4.9), then the wake-all it receives."""
+        g, expect = self.guest, self.expect
+        self.configure(pe)
+        g.select_pe(pe)
+        g.set_handler(ARG + pe, Handler([Read32(block(pe)), Read32(block(pe) + 4), Write32(block(pe) + 4, 0),
+                                         Write32(block(pe), 0)]))  # fmt: skip
+        expect(g.sdei.register(EVENT, arg=ARG + pe).ret, sdei.SUCCESS, "EVENT_REGISTER(APF event)")
+        expect(g.sdei.enable(EVENT).ret, sdei.SUCCESS, "EVENT_ENABLE(APF event)")
+        expect(g.sdei.pe_unmask().ret, sdei.SUCCESS, "PE_UNMASK")
+        expect(hvc(g, apf.Sub.ENABLE, *enable_args(pe, send_always)).ret, SUCCESS, "ENABLE")
+        expect(self.page_ready(pe), (apf.REASON_PAGE_READY, apf.WAKE_ALL_TOKEN), "wake-all after ENABLE")
+
+    def shared(self, pe: int = 0) -> tuple[int, int]:
+        return self.guest.mem_read32(block(pe)), self.guest.mem_read32(block(pe) + 4)
+
+    def page_ready(self, pe: int = 0) -> tuple[int, int]:
+        """The PPI handler: read, clear token then reason, IRQ_ACK (abi.md 4.8)."""
+        reason, token = self.shared(pe)
+        self.guest.mem_write32(block(pe) + 4, 0)
+        self.guest.mem_write32(block(pe), 0)
+        self.guest.select_pe(pe)
+        self.expect(hvc(self.guest, apf.Sub.IRQ_ACK).ret, SUCCESS, "IRQ_ACK")
+        return reason, token
+
+    def level(self, pe: int = 0) -> int:
+        return self.guest.irq_level(pe, PPI)
+
+
+@pytest.fixture
+def ag(guest: Guest, expect: Expect) -> ApfGuest:
+    guest.require("apf-host", "the host side of APF (faults, clock, VMM commands) is not reachable")
+    features = guest.call(KVM_FUNC_FEATURES)
+    if features.ret < 0 or not features.x[0] >> KvmFeature.ASYNC_PF & 1:
+        pytest.skip(f"target {guest.info.name} does not advertise ASYNC_PF in KVM's FEATURES bitmap")
+    return ApfGuest(guest, expect)
