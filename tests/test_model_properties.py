@@ -31,6 +31,8 @@ def calls(profile: str):
     small = st.integers(0, 40)
     arg = st.one_of(ev, small, u64)
     fids = st.sampled_from([int(f) for f in Fn] + [0x80000000, 0x84000000, 0x86000000, 0xC4000033, 0x1234])
+    apf_enable = st.builds(lambda pe: (pe, 0x86000002, [4, 0x40100001 + 0x100 * pe, 0]), st.integers(0, PES - 1))
+    apf_sub = st.builds(lambda pe, sub: (pe, 0x86000002, [sub]), st.integers(0, PES - 1), st.integers(0, 7))
     any_call = st.tuples(st.integers(0, PES - 1), fids, st.lists(arg, max_size=5))
     # REGISTER names the agent's handler (or 0): a handler elsewhere would crash any real agent too.
     register = st.builds(
@@ -40,7 +42,7 @@ def calls(profile: str):
     )  # fmt: skip
     enable = st.builds(lambda pe, e: (pe, int(Fn.EVENT_ENABLE), [e]), st.integers(0, PES - 1), ev)
     unmask = st.builds(lambda pe: (pe, int(Fn.PE_UNMASK), []), st.integers(0, PES - 1))
-    return st.one_of(any_call, register, enable, unmask)
+    return st.one_of(any_call, register, enable, unmask, apf_enable, apf_sub)
 
 
 def handler_for(profile: str):
@@ -56,6 +58,12 @@ def handler_for(profile: str):
 def check(guest: ModelGuest) -> None:
     machine = guest.agent.machine
     machine.sdei.check_invariants()
+    if machine.apf is not None:  # APF (abi.md 4.7, 4.10): bounded slots, the PPI only with a page-ready
+        for v in machine.apf.vcpus:
+            assert len(v.slots) <= 64
+            assert not v.irq_level or v.pageready_pending
+            if v.enabled:
+                assert machine.memory.read32(v.gpa) in (0, 1, 2)
     for (_pe, _), reg in machine.sdei.private.items():
         assert isinstance(reg.state, State)
     for _pe, stack in enumerate(machine.sdei.stacks):
@@ -68,6 +76,11 @@ def run_stream(profile: str, stream, handlers, injects) -> None:
     guest = ModelGuest("m", PROFILES[profile], pes=PES)
     for arg, h in handlers:
         guest.set_handler(arg, h)
+    apf_on = guest.agent.machine.apf is not None
+    if apf_on:  # the VMM's part, so that the streams can enable APF and fault
+        for pe in range(PES):
+            guest.apf_command(pe, 4, 0x40400001)
+            guest.apf_command(pe, 5, 23)
     for i, (pe, fid, args) in enumerate(stream):
         guest.select_pe(pe)
         guest.call(fid, *args)
@@ -75,6 +88,10 @@ def run_stream(profile: str, stream, handlers, injects) -> None:
         if i < len(injects):
             inj_pe, ev = injects[i]
             guest.inject(ev, inj_pe)
+            check(guest)
+        if apf_on:
+            guest.fault(pe, 0x50000 + i % 70, i % 3 == 0, (i * 37) % 3000)
+            guest.tick((i * 131) % 2000)
             check(guest)
 
 
