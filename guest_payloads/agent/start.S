@@ -24,6 +24,25 @@
 	.endr
 .endm
 
+/*
+ * Switch to the stack of the current nesting depth (handler_depth, already counted)
+ * and save there what the dispatcher does not restore: x18-x30 and the interrupted SP
+ * (which the caller left in x12).
+ */
+.macro push_handler_frame
+	adr_l	x11, handler_stacks
+	mov	x13, #HSTACK_SIZE
+	madd	x11, x10, x13, x11	/* top of this depth's stack */
+	mov	sp, x11
+	stp	x12, x30, [sp, #-16]!
+	stp	x28, x29, [sp, #-16]!
+	stp	x26, x27, [sp, #-16]!
+	stp	x24, x25, [sp, #-16]!
+	stp	x22, x23, [sp, #-16]!
+	stp	x20, x21, [sp, #-16]!
+	stp	x18, x19, [sp, #-16]!
+.endm
+
 	.section .text.entry, "ax"
 	.global _start
 _start:
@@ -234,17 +253,7 @@ sdei_entry:
 	str	w10, [x9]
 	cmp	w10, #MAX_DEPTH
 	b.hi	.			/* deeper than the spec allows: hang here visibly */
-	adr_l	x11, handler_stacks
-	mov	x13, #HSTACK_SIZE
-	madd	x11, x10, x13, x11	/* top of this depth's stack */
-	mov	sp, x11
-	stp	x12, x30, [sp, #-16]!	/* interrupted SP, x30 */
-	stp	x28, x29, [sp, #-16]!
-	stp	x26, x27, [sp, #-16]!
-	stp	x24, x25, [sp, #-16]!
-	stp	x22, x23, [sp, #-16]!
-	stp	x20, x21, [sp, #-16]!
-	stp	x18, x19, [sp, #-16]!
+	push_handler_frame
 	mrs	x4, daif
 	mrs	x5, nzcv
 	mrs	x6, CurrentEL
@@ -283,17 +292,7 @@ finish_failed:
 	ldr	w10, [x9]
 	add	w10, w10, #1
 	str	w10, [x9]
-	adr_l	x11, handler_stacks
-	mov	x13, #HSTACK_SIZE
-	madd	x11, x10, x13, x11
-	mov	sp, x11
-	stp	x12, x30, [sp, #-16]!
-	stp	x28, x29, [sp, #-16]!
-	stp	x26, x27, [sp, #-16]!
-	stp	x24, x25, [sp, #-16]!
-	stp	x22, x23, [sp, #-16]!
-	stp	x20, x21, [sp, #-16]!
-	stp	x18, x19, [sp, #-16]!
+	push_handler_frame
 	bl	agent_finish_failed	/* records x0 as fin=, returns COMPLETE(EV_HANDLED) */
 	b	finish
 
