@@ -19,7 +19,8 @@ def verdicts(junit: Path) -> dict[str, tuple[str, str]]:
         for case in suite:
             tc = TestCase.fromelem(case)
             props = {p.name: p.value for p in tc.properties()}
-            out[f"{tc.classname}::{tc.name}"] = (props["verdict"], props.get("reason", "").split(":")[:2][-1])
+            reason = props.get("reason", "").replace(props["target"], "<target>")  # skip reasons name it
+            out[f"{tc.classname}::{tc.name}"] = (props["verdict"], reason.split(":")[:2][-1])
     return out
 
 
