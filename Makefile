@@ -15,7 +15,7 @@ TARGET_PACKAGES := qemu-system-aarch64:qemu-system-arm aarch64-linux-gnu-gcc:gcc
                    dpkg-source:dpkg-dev /usr/include/openssl/evp.h:libssl-dev gcc:gcc make:make
 
 # The targets `make test` runs the suites on.
-TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu
+TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu-tfa-el2 --target qemu
 
 .PHONY: run test setup target-packages images lint bench clean
 

@@ -48,14 +48,15 @@ def tfa_env(tmp_path: Path) -> Iterator[Environment]:
     env.cleanup()
 
 
-@pytest.mark.parametrize(("target", "conduit"), [("qemu-tfa", "smc"), ("qemu", "hvc")])
-def test_hello_and_version(tmp_path: Path, target: str, conduit: str) -> None:
+@pytest.mark.parametrize(("target", "conduit", "el"), [("qemu-tfa", "smc", 1), ("qemu-tfa-el2", "smc", 2),
+                                                      ("qemu", "hvc", 1)])  # fmt: skip
+def test_hello_and_version(tmp_path: Path, target: str, conduit: str, el: int) -> None:
     env = environment(tmp_path, {"main": lab_targets()[target]})
     try:
         guest = env.get_target("main").get_driver("AgentDriver").guest()
-        assert guest.info.conduit == conduit and guest.info.el == 1
+        assert guest.info.conduit == conduit and guest.info.el == el
         version = guest.sdei.version()
-        if target == "qemu-tfa":
+        if target.startswith("qemu-tfa"):
             assert sdei.version_fields(version.x[0])[0] == 1  # TF-A implements SDEI (DEN0054 major 1)
         else:
             assert version.ret == sdei.NOT_SUPPORTED  # QEMU's PSCI: no SDEI (qemu-lab-notes 4)
