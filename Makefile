@@ -12,7 +12,8 @@ OUT    ?= reports/out
 HOST_PACKAGES := python3:python3 venv:python3-venv git:git
 # ... and what the QEMU targets and their images need.
 TARGET_PACKAGES := qemu-system-aarch64:qemu-system-arm aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
-                   dpkg-source:dpkg-dev /usr/include/openssl/evp.h:libssl-dev gcc:gcc make:make
+                   dpkg-source:dpkg-dev /usr/include/openssl/evp.h:libssl-dev gcc:gcc make:make \
+                   chromium:chromium
 
 # The targets `make test` runs the suites on.
 TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu-tfa-el2 --target qemu

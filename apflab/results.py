@@ -24,6 +24,9 @@ from junitparser.xunit2 import TestCase
 import apflab
 from apflab.verdict import Verdict
 
+#: The metrics.json format's version (docs/results.md); readers refuse others.
+METRICS_VERSION = 1
+
 
 @dataclass
 class Metric:
@@ -109,7 +112,8 @@ class ResultLog:
         if self.junit is not None:
             atomic_write(self.junit, self._junit_bytes())
         if self.metrics_path is not None:
-            doc = {"properties": self.suite_properties, "metrics": [asdict(m) for m in self.metrics]}
+            doc = {"version": METRICS_VERSION, "properties": self.suite_properties,
+                   "metrics": [asdict(m) for m in self.metrics]}  # fmt: skip
             atomic_write(self.metrics_path, json.dumps(doc, indent=1).encode())
 
     def _junit_bytes(self) -> bytes:

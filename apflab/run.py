@@ -15,7 +15,8 @@ from pathlib import Path
 
 from junitparser import JUnitXml
 
-from apflab.results import atomic_write, summary_line, verdict_counts
+from apflab.report.build import build_after_run
+from apflab.results import METRICS_VERSION, atomic_write, summary_line, verdict_counts
 from apflab.verdict import Verdict
 
 #: What ``make run`` runs: the model under both profiles.
@@ -54,7 +55,8 @@ def merge(out: Path, targets: list[str]) -> Counter[Verdict]:
     merged.write(str(tmp))
     atomic_write(out / "junit.xml", tmp.read_bytes())
     tmp.unlink()
-    atomic_write(out / "metrics.json", json.dumps({"targets": props, "metrics": metrics}, indent=1).encode())
+    doc = {"version": METRICS_VERSION, "targets": props, "metrics": metrics}
+    atomic_write(out / "metrics.json", json.dumps(doc, indent=1).encode())
     return verdict_counts(junits)
 
 
@@ -72,6 +74,7 @@ def run_suites(targets: list[str] | None, out_dir: str, extra: list[str], lab: s
     total = merge(out, chosen)
     lines.append(summary_line(total))
     atomic_write(out / "summary.txt", ("\n".join(lines) + "\n").encode())
+    build_after_run(out)  # reports/out/report.html and report.md; the SUMMARY lines stay last
     print("\n".join(lines))
     broken = [t for t, c in codes.items() if c not in (0, 1)]
     if broken:

@@ -1,0 +1,271 @@
+"""``apflab report build``: the HTML and Markdown reports of a results folder.
+
+Both reports are rendered completely in memory (templates in reports/templates/, Jinja2)
+before anything is written, and each file is then replaced atomically, so a build that
+fails on bad input leaves the previous good report in place. Everything that came from
+a target or a console passes the redactor first; the HTML template autoescapes it and the
+Markdown template escapes it with :func:`md` and fences console text with :func:`fence`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import apflab
+from apflab.report.load import Case, ReportError, Results, load
+from apflab.report.matrix import SEVERITY, Matrix, build_matrix
+from apflab.report.perfdata import CONFIGS, HEADINGS, MIGRATION_FIGURES, PerfTable, perf_tables
+from apflab.report.redact import Redactor
+from apflab.results import atomic_write, summary_line
+from apflab.verdict import Verdict
+
+TEMPLATES = Path(apflab.__file__).resolve().parent.parent / "reports" / "templates"
+TAIL_LINES = 40
+TAIL_WIDTH = 400
+MAX_FAILURES = 200
+PROVENANCE_FIRST = ("target", "profile", "apflab_version", "apflab_commit", "kernel", "qemu", "firmware", "conduit",
+                    "host", "python", "started")  # fmt: skip
+
+
+@dataclass
+class Failure:
+    target: str
+    profile: str
+    test_id: str
+    section: str
+    claim: str
+    reason: str
+    tail: str
+
+
+@dataclass
+class PerfSection:
+    table: PerfTable
+    plot_file: str
+    plot_b64: str
+    headings: dict[str, str]
+    rows: list[dict[str, str]]
+    summary: list[str]
+    migration: list[tuple[str, str, str, str]]  # figure, without APF, with APF, unit
+
+
+@dataclass
+class Report:
+    title: str
+    generated: str
+    source: str
+    version: str
+    summary: str
+    target_summaries: list[str]
+    counts: list[tuple[str, int]]
+    matrix: Matrix
+    failures: list[Failure]
+    more_failures: int
+    perf: list[PerfSection]
+    provenance_keys: list[str]
+    provenance: list[dict[str, str]]
+    plots: dict[str, bytes] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- escaping
+
+
+_MD_INLINE = re.compile(r"([\\`*_\[\]|~])")
+_MD_LINE_START = re.compile(r"^([#>]|[-+=](?=\s)|\d+[.)](?=\s))")
+
+
+def md(text: object) -> str:
+    """Text safe in a Markdown table cell or paragraph: HTML and Markdown syntax neutralised.
+
+    Line breaks become spaces, so a value never starts a block of its own.
+    """
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = " ".join(_MD_INLINE.sub(r"\\\1", s).split())
+    return _MD_LINE_START.sub(r"\\\1", s)
+
+
+def fence(text: str) -> str:
+    """A fenced block longer than any backtick run inside it: console text stays literal."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    bar = "`" * max(3, longest + 1)
+    return f"{bar}text\n{text}\n{bar}"
+
+
+# ------------------------------------------------------------------------- model
+
+
+def _tail(case: Case, clean: Redactor) -> str:
+    parts = [case.details, case.system_out, case.system_err]
+    parts += [v for k, v in case.properties.items() if k in ("console", "console_tail", "log")]
+    text = "\n".join(p.rstrip() for p in parts if p and p.strip())
+    lines = text.splitlines()[-TAIL_LINES:]
+    lines = [ln if len(ln) <= TAIL_WIDTH else ln[:TAIL_WIDTH] + " ..." for ln in lines]
+    return clean("\n".join(lines))
+
+
+def _fmt(value: float | None, column: str) -> str:
+    if value is None:
+        return ""
+    if column.startswith("time"):
+        return f"{value:.3f} s"
+    if column.startswith("calc"):
+        return f"{value:.0f}m"
+    return f"{value:+.1f}%"
+
+
+def _seed_bands(table: PerfTable) -> list[str]:
+    if table.scenario != "scenario-a":
+        return []
+    from apflab.perf import seed
+
+    lo, hi = seed.A_BAND_NO_CALC
+    lo_t, hi_t = seed.A_BAND_CALC
+    return [f"published (seed-results.md): without -t +{lo}..+{hi}% time; with -t {lo_t}..{hi_t}% time; "
+            f"about {seed.A_ASYNC_FAULTS:,} asynchronous page faults"]  # fmt: skip
+
+
+def _perf_section(table: PerfTable, index: int) -> PerfSection:
+    from apflab.report.plots import table_plot
+
+    rows = []
+    for cfg, run, v in table.rows():
+        row = {"config": "-t" if cfg == "t" else "no -t", "run": str(run)}
+        row |= {col: _fmt(v.get(col), col) for col in HEADINGS}
+        rows.append(row)
+    summary = []
+    for cfg in CONFIGS:
+        means = table.means.get(cfg)
+        if not means:
+            continue
+        line = f"{'with' if cfg == 't' else 'without'} -t: mean Output {_fmt(means.get('output_time'), 'output')} time"
+        if "output_calc" in means:
+            line += f", {_fmt(means['output_calc'], 'output')} calculation"
+        if "async_faults" in means:
+            line += f"; asynchronous page faults per run with APF: {means['async_faults']:,.0f}"
+        summary.append(line)
+    summary += _seed_bands(table)
+    mig = table.migration_means()
+    migration = []
+    if "minus" in mig and "plus" in mig:
+        for key, label, unit in MIGRATION_FIGURES:
+            if key in mig["minus"] or key in mig["plus"]:
+                migration.append((label, _num(mig["minus"].get(key)), _num(mig["plus"].get(key)), unit))
+    png = table_plot(table)
+    name = f"plots/{table.scenario}-{index}.png"
+    return PerfSection(table, name, base64.b64encode(png).decode("ascii"), HEADINGS, rows, summary, migration)
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return ""
+    return f"{v:,.0f}" if abs(v) >= 100 or v == int(v) else f"{v:,.2f}"
+
+
+def _verdict_counts(cases: list[Case]) -> Counter[Verdict]:
+    return Counter(Verdict(c.verdict) for c in cases)
+
+
+def make_report(results: Results, title: str = "apflab report") -> Report:
+    clean = Redactor()
+    for s in results.suites:
+        clean.add_from_properties(s.properties)
+        for c in s.cases:
+            if c.properties:
+                clean.add_from_properties(c.properties)
+    cases = results.cases
+    matrix = build_matrix(cases, clean)
+    failing = [c for c in cases if c.verdict in ("FAIL", "XPASS")]
+    failures = [
+        Failure(c.target, c.profile, c.test_id, c.section, c.claim, clean(c.reason), _tail(c, clean))
+        for c in failing[:MAX_FAILURES]
+    ]
+    per_target = []
+    for target in results.targets:
+        per_target.append(f"{target}: {summary_line(_verdict_counts([c for c in cases if c.target == target]))}")
+    counts = Counter(c.verdict for c in cases)
+    perf = [_perf_section(t, i) for i, t in enumerate(perf_tables(results.metrics), 1)]
+    keys: dict[str, None] = dict.fromkeys(k for k in PROVENANCE_FIRST if any(k in s.properties for s in results.suites))
+    for s in results.suites:
+        keys.update(dict.fromkeys(s.properties))
+    provenance = []
+    for s in results.suites:
+        row = clean.properties(s.properties)
+        row.setdefault("target", s.target)
+        row["_suite"] = s.name
+        row["_source"] = str(s.source)
+        provenance.append(row)
+    report = Report(
+        title=title,
+        generated=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        source=results.label(),
+        version=apflab.__version__,
+        summary=summary_line(_verdict_counts(cases)),
+        target_summaries=per_target,
+        counts=[(v, counts[v]) for v in SEVERITY if counts.get(v)],
+        matrix=matrix,
+        failures=failures,
+        more_failures=max(0, len(failing) - MAX_FAILURES),
+        perf=perf,
+        provenance_keys=list(keys),
+        provenance=provenance,
+    )
+    report.plots = {p.plot_file: base64.b64decode(p.plot_b64) for p in perf}
+    return report
+
+
+# ------------------------------------------------------------------------ render
+
+
+def _environment():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    if not (TEMPLATES / "report.html.j2").is_file():
+        raise ReportError(f"{TEMPLATES}: report templates not found (report.html.j2, report.md.j2)")
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = md
+    env.filters["fence"] = fence
+    return env
+
+
+def render(report: Report) -> tuple[str, str]:
+    env = _environment()
+    html = env.get_template("report.html.j2").render(r=report)
+    markdown = env.get_template("report.md.j2").render(r=report)
+    return html, markdown
+
+
+def build(results_path: Path, out_dir: Path | None = None, title: str = "apflab report") -> tuple[Path, Path]:
+    """Build report.html and report.md (and plots/) into ``out_dir`` (default: the results folder)."""
+    results = load(results_path)
+    out = out_dir or (results_path if results_path.is_dir() else results_path.parent)
+    report = make_report(results, title)
+    html, markdown = render(report)
+    for name, png in report.plots.items():
+        atomic_write(out / name, png)
+    atomic_write(out / "report.md", markdown.encode("utf-8"))
+    atomic_write(out / "report.html", html.encode("utf-8"))
+    return out / "report.html", out / "report.md"
+
+
+def build_after_run(out: Path) -> bool:
+    """What ``apflab run`` does last: build the report into its output folder, or say why not."""
+    try:
+        html, md = build(out)
+    except ReportError as exc:
+        print(f"apflab: report not built: {exc}", file=sys.stderr)
+        return False
+    print(f"report: {html} and {md.name}")
+    return True

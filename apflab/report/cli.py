@@ -1,0 +1,75 @@
+"""``apflab report build|merge|compare``: the report subcommands (docs/reports.md).
+
+Bad input is a one-line error naming the file (exit 2); ``compare`` exits 1 on a
+regression, so a nightly job can fail on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    report = subparsers.add_parser("report", help="HTML/Markdown reports; merge and compare results")
+    sub = report.add_subparsers(dest="report_command", required=True)
+
+    build = sub.add_parser("build", help="report.html and report.md from a results folder or JUnit file")
+    build.add_argument("results", nargs="?", default="reports/out",
+                       help="results folder or junit.xml (default: reports/out)")  # fmt: skip
+    build.add_argument("-o", "--out", default=None, help="folder for the reports (default: the results folder)")
+    build.add_argument("--title", default="apflab report", help="the report's title")
+    build.set_defaults(func=_cmd_build)
+
+    merge = sub.add_parser("merge", help="merge JUnit files (and metrics beside them), targets kept apart")
+    merge.add_argument("files", nargs="+", help="JUnit files or results folders")
+    merge.add_argument("-o", "--out", required=True, help="output .xml file, or a folder for junit.xml + metrics.json")
+    merge.set_defaults(func=_cmd_merge)
+
+    compare = sub.add_parser("compare", help="new failures, fixes, verdict changes, moved metrics; 1 on regression")
+    compare.add_argument("old", help="the earlier results (folder or junit.xml)")
+    compare.add_argument("new", help="the later results (folder or junit.xml)")
+    compare.add_argument("--threshold", action="append", default=[], metavar="PATTERN=PCT[:up|down|any]",
+                         help="metric rule, after the defaults (perf.*=10, perf.*.output_*=off); 'PATTERN=off' "
+                              "ignores metrics; repeatable")  # fmt: skip
+    compare.set_defaults(func=_cmd_compare)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from apflab.cli import CliError
+    from apflab.report.build import build
+    from apflab.report.load import ReportError
+
+    try:
+        html, md = build(Path(args.results), Path(args.out) if args.out else None, args.title)
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    print(f"report: {html}\nreport: {md}")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from apflab.cli import CliError
+    from apflab.report.load import ReportError
+    from apflab.report.merge import merge
+
+    try:
+        junit, metrics, suites = merge([Path(f) for f in args.files], Path(args.out))
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    print(f"merged {suites} suites into {junit}" + (f" (metrics: {metrics})" if metrics else ""))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from apflab.cli import CliError
+    from apflab.report.compare import DEFAULT_RULES, compare, format_comparison, parse_rule
+    from apflab.report.load import ReportError
+
+    try:
+        rules = [parse_rule(r) for r in (*DEFAULT_RULES, *args.threshold)]
+        result = compare(Path(args.old), Path(args.new), rules)
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    print(format_comparison(result))
+    return 1 if result.regression else 0
