@@ -74,7 +74,8 @@ class AsyncPf:
     # ---------------------------------------------------------- shared block
 
     def _block(self, v: VcpuApf) -> tuple[int, int]:
-        return self.memory.read32(v.gpa + apf.DATA_REASON_OFFSET), self.memory.read32(v.gpa + apf.DATA_TOKEN_OFFSET)
+        """(reason, token): the first two words of the shared block (abi.md 4.3)."""
+        return self.memory.read_pair32(v.gpa + apf.DATA_REASON_OFFSET)
 
     def _post(self, v: VcpuApf, token: int, reason: int) -> None:
         """Write token, then reason (the order the guest's handler relies on)."""

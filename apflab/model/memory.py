@@ -10,9 +10,11 @@ import struct
 from collections.abc import Iterator
 
 PAGE = 4096
+PAGE_SHIFT = 12
 RAM_BASE = 0x40000000
 RAM_SIZE = 1 << 30
 _U32 = struct.Struct("<I")
+_PAIR32 = struct.Struct("<II")
 
 
 class MemoryError_(ValueError):
@@ -54,15 +56,23 @@ class Memory:
             buf[off : off + n] = view[:n]
             gpa, view = gpa + n, view[n:]
 
+    def read_pair32(self, gpa: int) -> tuple[int, int]:
+        """Two consecutive 32-bit words (the APF block's reason and token) in one access."""
+        page, off = gpa >> PAGE_SHIFT, gpa & (PAGE - 1)
+        if off <= PAGE - 8 and self.base <= gpa <= self._last32 - 4:
+            data = self.pages.get(page)
+            return _PAIR32.unpack_from(data, off) if data is not None else (0, 0)
+        return _PAIR32.unpack(self.read(gpa, 8))
+
     def read32(self, gpa: int) -> int:
-        page, off = divmod(gpa, PAGE)
+        page, off = gpa >> PAGE_SHIFT, gpa & (PAGE - 1)
         if off <= PAGE - 4 and self.base <= gpa <= self._last32:  # the common case: inside one page
             data = self.pages.get(page)
             return _U32.unpack_from(data, off)[0] if data is not None else 0
         return _U32.unpack(self.read(gpa, 4))[0]
 
     def write32(self, gpa: int, value: int) -> None:
-        page, off = divmod(gpa, PAGE)
+        page, off = gpa >> PAGE_SHIFT, gpa & (PAGE - 1)
         if off <= PAGE - 4 and self.base <= gpa <= self._last32:
             buf = self.pages.get(page)
             if buf is None:
