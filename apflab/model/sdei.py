@@ -567,6 +567,8 @@ class Dispatcher:
 
     def next_dispatch(self, pe: int) -> tuple[EventDef, Registration] | None:
         """Take the highest-priority pending event ``pe`` may take now, if any."""
+        if not self.pending[pe] and not self.shared_pending:
+            return None  # the common case: nothing to take
         kvm = self.profile.name == "kvm-v4"
         if self.masked[pe] and not kvm:
             return None
@@ -622,7 +624,7 @@ class Dispatcher:
         reg = self.registration(pe, ev)
         if not (reg.state.registered and reg.state.enabled) or self.masked[pe]:
             return -1
-        if immediate:
+        if immediate and (self.pending[pe] or self.stacks[pe]):
             queued = [self.events[n] for n in self.pending[pe]] + [d.event for d in self.stacks[pe]]
             if (ev.critical and any(e.critical for e in queued)) or (not ev.critical and queued):
                 return -28
