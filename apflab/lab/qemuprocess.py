@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attr
 from labgrid.driver.common import Driver
@@ -41,6 +41,38 @@ def resolve_image(spec: str) -> Path:
     if not path.exists():
         raise ImageError(f"image {path} does not exist")
     return path
+
+
+def kvm_available(accel: str) -> bool:
+    """``auto``: KVM on an arm64 host whose /dev/kvm we may use; else as ``accel`` says."""
+    if accel != "auto":
+        return accel == "kvm"
+    return os.uname().machine == "aarch64" and os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def qemu_command(d: Any, console: list[str], crash_log: Path) -> list[str]:
+    """The QEMU command line of a driver with the fields qemu_bin, machine, cpu, memory,
+    smp, accel, bios, kernel and extra_args; ``console`` wires the first UART."""
+    qemu = shutil.which(d.qemu_bin)
+    if qemu is None:
+        raise ImageError(f"{d.qemu_bin} not found: install qemu-system-arm (apt-get install qemu-system-arm)")
+    kvm = kvm_available(d.accel)
+    cmd = [qemu, "-machine", d.machine, "-cpu", "host" if kvm else d.cpu, "-m", d.memory, "-smp", str(d.smp),
+           "-accel", "kvm" if kvm else "tcg", "-display", "none", "-monitor", "none", "-nic", "none",
+           "-no-reboot", *console]  # fmt: skip
+    if "secure=on" in d.machine:
+        cmd += ["-serial", f"file:{crash_log}"]  # TF-A's crash console
+    if d.bios:
+        cmd += ["-bios", str(resolve_image(d.bios))]
+    if d.kernel:
+        cmd += ["-kernel", str(resolve_image(d.kernel))]
+    return cmd + shlex.split(d.extra_args)
+
+
+def file_tail(path: Path | None, lines: int = 10) -> str:
+    if path is None or not path.exists():
+        return ""
+    return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
 
 
 @target_factory.reg_driver
@@ -83,27 +115,10 @@ class QEMUProcessDriver(Driver, ConsoleProtocol, PowerProtocol):
     # ----------------------------------------------------------- command line
 
     def use_kvm(self) -> bool:
-        if self.accel == "kvm":
-            return True
-        if self.accel == "tcg":
-            return False
-        return os.uname().machine == "aarch64" and os.access("/dev/kvm", os.R_OK | os.W_OK)
+        return kvm_available(self.accel)
 
     def command(self) -> list[str]:
-        qemu = shutil.which(self.qemu_bin)
-        if qemu is None:
-            raise ImageError(f"{self.qemu_bin} not found: install qemu-system-arm (apt-get install qemu-system-arm)")
-        kvm = self.use_kvm()
-        cmd = [qemu, "-machine", self.machine, "-cpu", "host" if kvm else self.cpu, "-m", self.memory,
-               "-smp", str(self.smp), "-accel", "kvm" if kvm else "tcg", "-display", "none", "-monitor", "none",
-               "-nic", "none", "-no-reboot", "-serial", "stdio"]  # fmt: skip
-        if "secure=on" in self.machine:
-            cmd += ["-serial", f"file:{self.crash_log}"]
-        if self.bios:
-            cmd += ["-bios", str(resolve_image(self.bios))]
-        if self.kernel:
-            cmd += ["-kernel", str(resolve_image(self.kernel))]
-        return cmd + shlex.split(self.extra_args)
+        return qemu_command(self, ["-serial", "stdio"], self.crash_log)
 
     @property
     def crash_log(self) -> Path:
@@ -163,10 +178,7 @@ class QEMUProcessDriver(Driver, ConsoleProtocol, PowerProtocol):
         return f"exited with status {code}" + (f": {err[-300:]}" if err else "")
 
     def crash_tail(self, lines: int = 10) -> str:
-        if self._tmp is None or not self.crash_log.exists():
-            return ""
-        text = self.crash_log.read_text(errors="replace").strip().splitlines()
-        return " | ".join(text[-lines:])
+        return file_tail(self.crash_log if self._tmp else None, lines)
 
     # ----------------------------------------------------------- console
 

@@ -1,0 +1,202 @@
+"""QEMUBoardPowerDriver: the power switch of a stand-in lab board made of a QEMU.
+
+A lab board has a power outlet and a serial console reached over the network. The
+project's own tests and benchmark need boards like that without hardware, so a stand-in
+board is a QEMU whose first UART is a TCP server (QEMU's ``socket`` chardev) at the
+address of the board's exported ``NetworkSerialPort``: the exporter publishes the port,
+this driver is the outlet. ``on()`` starts QEMU and returns once it listens (QEMU holds
+the guest until a console connects, so no boot output is lost); ``off()`` stops it;
+``cycle()`` is a fresh instance. The console side is ReconnectingSerialDriver (QEMU's
+TCP endpoint goes away with each power cycle, unlike a console server's).
+
+QEMU runs on the machine of the test process, so the port's host must be a local
+address. Every QEMU this module started is stopped when the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import ClassVar
+
+import attr
+from labgrid.driver.common import Driver
+from labgrid.factory import target_factory
+from labgrid.protocol import PowerProtocol
+from labgrid.step import step
+
+from apflab.lab.qemuprocess import file_tail, kvm_available, qemu_command
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+LISTENING = b"waiting for connection"
+
+_running: weakref.WeakSet[QEMUBoardPowerDriver] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for driver in list(_running):
+        driver.kill()
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class QEMUBoardPowerDriver(Driver, PowerProtocol):
+    """Binds to:
+        port: NetworkSerialPort (the board's console; QEMU's first UART listens there)
+
+    Args:
+        qemu_bin (str): the QEMU binary (default qemu-system-aarch64 on PATH)
+        machine (str): -machine, e.g. ``virt,secure=on,gic-version=3``
+        cpu (str): -cpu (``max,pauth-impdef=on`` boots ~3x faster under TCG)
+        memory (str): -m
+        smp (int): -smp
+        bios (str): -bios image (``recipe:file`` from the image cache, or a path)
+        kernel (str): -kernel image (same forms)
+        accel (str): ``auto`` (KVM on an arm64 host with /dev/kvm, else TCG), ``kvm`` or ``tcg``
+        extra_args (str): more QEMU arguments
+        start_timeout (float): seconds for QEMU to listen on the console port
+        stop_timeout (float): seconds to wait for QEMU to quit before killing it
+    """
+
+    bindings: ClassVar[dict] = {"port": "NetworkSerialPort"}
+
+    qemu_bin = attr.ib(default="qemu-system-aarch64", validator=attr.validators.instance_of(str))
+    machine = attr.ib(default="virt", validator=attr.validators.instance_of(str))
+    cpu = attr.ib(default="max,pauth-impdef=on", validator=attr.validators.instance_of(str))
+    memory = attr.ib(default="1024", validator=attr.validators.instance_of(str))
+    smp = attr.ib(default=1, validator=attr.validators.instance_of(int))
+    bios = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
+    kernel = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
+    accel = attr.ib(default="auto", validator=attr.validators.in_(["auto", "kvm", "tcg"]))
+    extra_args = attr.ib(default="", validator=attr.validators.instance_of(str))
+    start_timeout = attr.ib(default=10.0, converter=float)
+    stop_timeout = attr.ib(default=3.0, converter=float)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._proc: subprocess.Popen | None = None
+        self._tmp: str | None = None
+        self._stderr = b""
+        self.boots = 0
+
+    # ----------------------------------------------------------- command line
+
+    def use_kvm(self) -> bool:
+        return kvm_available(self.accel)
+
+    def console_address(self) -> tuple[str, int]:
+        host, port = self.port.host, self.port.port
+        if host not in LOCAL_HOSTS:
+            raise OSError(f"stand-in board: its console {host}:{port} must be on this machine "
+                          f"(QEMU runs here); export the NetworkSerialPort with host 127.0.0.1")  # fmt: skip
+        if self.port.protocol != "raw":
+            raise OSError(f"stand-in board: QEMU serves a raw TCP console, not {self.port.protocol}")
+        return host, int(port)
+
+    def command(self) -> list[str]:
+        host, port = self.console_address()
+        # nodelay: with Nagle on, each multi-segment reply waits for the client's delayed ACK (~40 ms)
+        console = ["-chardev", f"socket,id=console,host={host},port={port},server=on,wait=on,nodelay=on",
+                   "-serial", "chardev:console"]  # fmt: skip
+        return qemu_command(self, console, self.crash_log)
+
+    @property
+    def crash_log(self) -> Path:
+        assert self._tmp is not None
+        return Path(self._tmp) / "crash.log"
+
+    # ----------------------------------------------------------- lifecycle
+
+    def on_activate(self) -> None:
+        self._tmp = tempfile.mkdtemp(prefix="apflab-board-")
+
+    def on_deactivate(self) -> None:
+        self.kill()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    @Driver.check_active
+    @step()
+    def on(self) -> None:
+        if self.alive():
+            return
+        self.crash_log.write_bytes(b"")
+        self._stderr = b""
+        self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE)  # fmt: skip
+        _running.add(self)
+        self.boots += 1
+        self._await_listening()
+
+    def _await_listening(self) -> None:
+        """Bounded wait for QEMU's "waiting for connection" line (it prints it once it listens)."""
+        assert self._proc is not None and self._proc.stderr is not None
+        fd = self._proc.stderr.fileno()
+        deadline = time.monotonic() + self.start_timeout
+        while LISTENING not in self._stderr:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise OSError(f"QEMU did not listen on its console port within {self.start_timeout:g} s")
+            ready, _, _ = select.select([fd], [], [], left)
+            chunk = os.read(fd, 4096) if ready else b""
+            if ready and not chunk:  # QEMU exited (e.g. the port is in use)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=self.stop_timeout)
+                status = self.status()
+                self.kill()
+                raise OSError(f"QEMU did not start: {status}")
+            self._stderr = (self._stderr + chunk)[-4096:]
+
+    @Driver.check_active
+    @step()
+    def off(self) -> None:
+        self.kill()
+
+    def kill(self) -> None:
+        """Stop QEMU (terminate, then kill after a bound); safe to call in any state."""
+        proc, self._proc = self._proc, None
+        _running.discard(self)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=self.stop_timeout)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+    @Driver.check_active
+    def cycle(self) -> None:
+        self.off()
+        self.on()
+
+    # ----------------------------------------------------------- status (AgentDriver asks)
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def status(self) -> str:
+        if self._proc is None:
+            return "not started"
+        code = self._proc.poll()
+        if code is None:
+            return "running"
+        err = self._stderr.decode(errors="replace").strip()
+        return f"exited with status {code}" + (f": {err[-300:]}" if err else "")
+
+    def crash_tail(self, lines: int = 10) -> str:
+        return file_tail(self.crash_log if self._tmp else None, lines)
