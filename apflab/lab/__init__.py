@@ -4,10 +4,10 @@ Importing this package registers the drivers with labgrid's target factory; lab.
 names it under ``imports:``.
 """
 
+from apflab.lab import hoststrategy, netconsole, qemuboard, remoteqemu  # noqa: F401 (lab places and boards)
 from apflab.lab.agentdriver import AgentDriver
 from apflab.lab.guestprotocol import GuestProtocol
 from apflab.lab.modeldriver import ModelDriver
 from apflab.lab.qemuprocess import QEMUProcessDriver
-from apflab.lab import hoststrategy, netconsole, qemuboard, remoteqemu  # noqa: F401 (lab places and boards)
 
 __all__ = ["AgentDriver", "GuestProtocol", "ModelDriver", "QEMUProcessDriver"]
