@@ -25,7 +25,7 @@ SYNC, ASYNC, IN_FLIGHT = 0, 1, 2
 DEFAULT_LATENCY_US = 1000
 
 
-@dataclass
+@dataclass(slots=True)
 class Work:
     """One async page fault being resolved (kvm_arch_async_pf + its completion time)."""
 
@@ -35,7 +35,7 @@ class Work:
     wakeall: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class VcpuApf:
     """vcpu->arch.apf (abi.md 4.5), plus the host's queue and the PPI's line level."""
 
@@ -78,9 +78,9 @@ class AsyncPf:
         return self.memory.read_pair32(v.gpa + apf.DATA_REASON_OFFSET)
 
     def _post(self, v: VcpuApf, token: int, reason: int) -> None:
-        """Write token, then reason (the order the guest's handler relies on)."""
-        self.memory.write32(v.gpa + apf.DATA_TOKEN_OFFSET, token)
-        self.memory.write32(v.gpa + apf.DATA_REASON_OFFSET, reason)
+        """Token and reason together: the host writes token, then reason, and nothing in the
+        model runs in between, so one update is what the guest can observe."""
+        self.memory.write_pair32(v.gpa + apf.DATA_REASON_OFFSET, reason, token)
 
     # ------------------------------------------------------------ SMCCC side
 

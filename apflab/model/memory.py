@@ -64,6 +64,17 @@ class Memory:
             return _PAIR32.unpack_from(data, off) if data is not None else (0, 0)
         return _PAIR32.unpack(self.read(gpa, 8))
 
+    def write_pair32(self, gpa: int, first: int, second: int) -> None:
+        """Two consecutive 32-bit words at once (one guest-visible update in this model)."""
+        page, off = gpa >> PAGE_SHIFT, gpa & (PAGE - 1)
+        if off <= PAGE - 8 and self.base <= gpa <= self._last32 - 4:
+            buf = self.pages.get(page)
+            if buf is None:
+                buf = self.pages[page] = bytearray(PAGE)
+            _PAIR32.pack_into(buf, off, first & 0xFFFFFFFF, second & 0xFFFFFFFF)
+            return
+        self.write(gpa, _PAIR32.pack(first & 0xFFFFFFFF, second & 0xFFFFFFFF))
+
     def read32(self, gpa: int) -> int:
         page, off = gpa >> PAGE_SHIFT, gpa & (PAGE - 1)
         if off <= PAGE - 4 and self.base <= gpa <= self._last32:  # the common case: inside one page

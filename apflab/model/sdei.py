@@ -39,7 +39,7 @@ SAVED_GPRS = sdei.CONTEXT_REGISTERS  # x0-x17
 MAX_NESTING = 2
 
 
-@dataclass
+@dataclass(slots=True)
 class Registration:
     """Per-PE (private) or system-wide (shared) registration record of one event."""
 
@@ -51,7 +51,7 @@ class Registration:
     running_pe: int | None = None  # shared events: where the handler runs
 
 
-@dataclass
+@dataclass(slots=True)
 class Dispatch:
     """One outstanding handler on a PE, with the context it interrupted."""
 
@@ -70,7 +70,7 @@ class Binding:
     intid: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     """Registers an SMCCC call writes: ``None`` leaves x0 untouched (COMPLETE)."""
 
