@@ -14,9 +14,11 @@ HOST_PACKAGES := python3:python3 venv:python3-venv git:git
 TARGET_PACKAGES := qemu-system-aarch64:qemu-system-arm aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
                    dpkg-source:dpkg-dev /usr/include/openssl/evp.h:libssl-dev gcc:gcc make:make \
                    chromium:chromium
+# qemu-linux: sshd for the local migration host; the cross libc for the static async_pf.
+TARGET_PACKAGES += /usr/sbin/sshd:openssh-server /usr/aarch64-linux-gnu/lib/libc.a:libc6-dev-arm64-cross
 
 # The targets `make test` runs the suites on.
-TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu-tfa-el2 --target qemu
+TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu-tfa-el2 --target qemu --target qemu-linux
 
 .PHONY: run test setup target-packages images lint bench clean
 
@@ -42,7 +44,7 @@ target-packages:
 
 # Guest images (cached in ~/.cache/apflab; rebuilt when their sources change).
 images: setup target-packages
-	$(PY) -m apflab images agent tfa
+	$(PY) -m apflab images agent tfa linux
 
 lint: setup
 	$(PY) -m ruff check .

@@ -4,6 +4,7 @@ Importing this package registers the drivers with labgrid's target factory; lab.
 names it under ``imports:``.
 """
 
+import apflab.lab.linux  # noqa: F401 (registers the qemu-linux target's drivers)
 from apflab.lab import hoststrategy, netconsole, qemuboard, remoteqemu  # noqa: F401 (lab places and boards)
 from apflab.lab.agentdriver import AgentDriver
 from apflab.lab.guestprotocol import GuestProtocol
