@@ -12,7 +12,7 @@ pytest plugin turns into a SKIP with the reason.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from apflab.abi import sdei
@@ -447,9 +447,3 @@ class SdeiCalls:
     def shared_reset(self) -> CallResult:
         return self._c(Fn.SHARED_RESET)
 
-
-def all_deliveries(results: Iterable[CallResult]) -> list[Delivery]:
-    out: list[Delivery] = []
-    for r in results:
-        out.extend(r.deliveries)
-    return out
