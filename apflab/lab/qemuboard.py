@@ -19,12 +19,9 @@ import atexit
 import contextlib
 import os
 import select
-import shutil
 import subprocess
-import tempfile
 import time
 import weakref
-from pathlib import Path
 from typing import ClassVar
 
 import attr
@@ -33,7 +30,7 @@ from labgrid.factory import target_factory
 from labgrid.protocol import PowerProtocol
 from labgrid.step import step
 
-from apflab.lab.qemuprocess import file_tail, kvm_available, qemu_command
+from apflab.lab.qemuprocess import QEMUScratch, qemu_command
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 LISTENING = b"waiting for connection"
@@ -49,7 +46,7 @@ def _stop_all() -> None:
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class QEMUBoardPowerDriver(Driver, PowerProtocol):
+class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
     """Binds to:
         port: NetworkSerialPort (the board's console; QEMU's first UART listens there)
 
@@ -66,6 +63,8 @@ class QEMUBoardPowerDriver(Driver, PowerProtocol):
         start_timeout (float): seconds for QEMU to listen on the console port
         stop_timeout (float): seconds to wait for QEMU to quit before killing it
     """
+
+    scratch_prefix = "apflab-board-"
 
     bindings: ClassVar[dict] = {"port": "NetworkSerialPort"}
 
@@ -90,9 +89,6 @@ class QEMUBoardPowerDriver(Driver, PowerProtocol):
 
     # ----------------------------------------------------------- command line
 
-    def use_kvm(self) -> bool:
-        return kvm_available(self.accel)
-
     def console_address(self) -> tuple[str, int]:
         host, port = self.port.host, self.port.port
         if host not in LOCAL_HOSTS:
@@ -109,21 +105,14 @@ class QEMUBoardPowerDriver(Driver, PowerProtocol):
                    "-serial", "chardev:console"]  # fmt: skip
         return qemu_command(self, console, self.crash_log)
 
-    @property
-    def crash_log(self) -> Path:
-        assert self._tmp is not None
-        return Path(self._tmp) / "crash.log"
-
     # ----------------------------------------------------------- lifecycle
 
     def on_activate(self) -> None:
-        self._tmp = tempfile.mkdtemp(prefix="apflab-board-")
+        self._open_scratch()
 
     def on_deactivate(self) -> None:
         self.kill()
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        self._close_scratch()
 
     @Driver.check_active
     @step()
@@ -198,5 +187,3 @@ class QEMUBoardPowerDriver(Driver, PowerProtocol):
         err = self._stderr.decode(errors="replace").strip()
         return f"exited with status {code}" + (f": {err[-300:]}" if err else "")
 
-    def crash_tail(self, lines: int = 10) -> str:
-        return file_tail(self.crash_log if self._tmp else None, lines)

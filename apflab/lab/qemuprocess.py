@@ -75,9 +75,38 @@ def file_tail(path: Path | None, lines: int = 10) -> str:
     return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
 
 
+class QEMUScratch:
+    """What both QEMU drivers keep per activation: a scratch folder for the crash UART's log.
+
+    The driver sets ``_tmp`` to None in its __attrs_post_init__ and calls ``_open_scratch``
+    and ``_close_scratch`` from on_activate / on_deactivate.
+    """
+
+    _tmp: str | None
+    accel: str
+    scratch_prefix = "apflab-qemu-"
+
+    def use_kvm(self) -> bool:
+        return kvm_available(self.accel)
+
+    @property
+    def crash_log(self) -> Path:
+        assert self._tmp is not None
+        return Path(self._tmp) / "crash.log"
+
+
+    def _open_scratch(self) -> None:
+        self._tmp = tempfile.mkdtemp(prefix=self.scratch_prefix)
+
+    def _close_scratch(self) -> None:
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
 @target_factory.reg_driver
 @attr.s(eq=False)
-class QEMUProcessDriver(Driver, ConsoleProtocol, PowerProtocol):
+class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
     """Binds to nothing.
 
     Args:
@@ -114,27 +143,17 @@ class QEMUProcessDriver(Driver, ConsoleProtocol, PowerProtocol):
 
     # ----------------------------------------------------------- command line
 
-    def use_kvm(self) -> bool:
-        return kvm_available(self.accel)
-
     def command(self) -> list[str]:
         return qemu_command(self, ["-serial", "stdio"], self.crash_log)
-
-    @property
-    def crash_log(self) -> Path:
-        assert self._tmp is not None
-        return Path(self._tmp) / "crash.log"
 
     # ----------------------------------------------------------- lifecycle
 
     def on_activate(self) -> None:
-        self._tmp = tempfile.mkdtemp(prefix="apflab-qemu-")
+        self._open_scratch()
 
     def on_deactivate(self) -> None:
         self.off()
-        if self._tmp:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        self._close_scratch()
 
     @Driver.check_active
     @step()
