@@ -55,6 +55,7 @@ def test_hello_and_version(tmp_path: Path, target: str, conduit: str, el: int) -
     try:
         guest = env.get_target("main").get_driver("AgentDriver").guest()
         assert guest.info.conduit == conduit and guest.info.el == el
+        assert guest.info.pes == lab_targets()[target]["drivers"]["QEMUProcessDriver"].get("smp", 1)
         version = guest.sdei.version()
         if target.startswith("qemu-tfa"):
             assert sdei.version_fields(version.x[0])[0] == 1  # TF-A implements SDEI (DEN0054 major 1)

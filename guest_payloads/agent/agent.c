@@ -17,6 +17,8 @@
 #define MAX_HANDLERS 16
 #define MAX_RECORDS 64
 #define MAX_LANDINGS 4
+#define MAX_CPUS 8
+#define STACK_SIZE 0x4000
 
 #define FN_VERSION 0xC4000020UL
 #define FN_REGISTER 0xC4000021UL
@@ -29,14 +31,16 @@
 #define FN_PRIVATE_RESET 0xC4000031UL
 #define FN_SHARED_RESET 0xC4000032UL
 #define PSCI_VERSION 0x84000000UL
+#define PSCI_CPU_ON 0xC4000003UL
 #define SDEI_DENIED ((u64)-3)
 #define SDEI_PENDING ((u64)-5)
 #define NOT_SUPPORTED ((u64)-1)
 #define DRAIN_ARG 0xD5A10000UL
 
-extern u32 agent_el, agent_conduit, handler_depth, probe_active, probe_faulted;
+extern u32 agent_el, agent_conduit, probe_active, probe_faulted;
+extern volatile u32 handler_depth[MAX_CPUS];
 extern char vectors_el1[], vectors_el2[], resume_pad_el1[], resume_pad_el2[], sdei_entry[];
-extern char stack_top[];
+extern char stack[], secondary_entry[];
 void call_smc(const u64 *in, u64 *out);
 void call_hvc(const u64 *in, u64 *out);
 
@@ -59,6 +63,7 @@ struct handler {
 };
 
 struct record {
+	u64 stamp; /* CNTVCT at entry: orders records of all PEs */
 	u32 pe, depth;
 	u64 x[4];
 	u64 pstate;
@@ -75,13 +80,25 @@ struct finish {
 	u64 arg;
 };
 
+/* A call the boot CPU hands to another PE: it polls its box (MMU off: all Device memory). */
+struct mailbox {
+	volatile u32 busy;
+	u64 in[18];
+	u64 out[22];
+};
+
 static struct handler handlers[MAX_HANDLERS];
-static struct record records[MAX_RECORDS];
-static int nrecords, records_dropped;
-static int current_record[4] = {-1, -1, -1, -1}; /* per depth */
-static int landings[MAX_LANDINGS], nlandings;
-static u64 last_regs[22]; /* x0..x17, return pc, daif, nzcv, spsel */
+/* Everything a handler touches is per PE: PEs take events at the same time. */
+static struct record records[MAX_CPUS][MAX_RECORDS];
+static volatile int nrecords[MAX_CPUS];
+static int records_dropped[MAX_CPUS];
+static int current_record[MAX_CPUS][4];
+static int landings[MAX_CPUS][MAX_LANDINGS], nlandings[MAX_CPUS];
+static u64 last_regs[MAX_CPUS][22]; /* x0..x17, return pc, daif, nzcv, spsel */
 static u32 unexpected_irqs;
+static struct mailbox mbox[MAX_CPUS];
+static volatile u32 cpu_online[MAX_CPUS];
+static int ncpus = 1, selected;
 static char line[MAX_LINE + 2];
 static char *tokens[MAX_TOKENS];
 
@@ -134,6 +151,25 @@ static u64 read_mpidr(void)
 	return v;
 }
 
+static int cpu(void)
+{
+	return (int)(read_mpidr() & (MAX_CPUS - 1));
+}
+
+static u64 counter(void)
+{
+	u64 v;
+	__asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(v));
+	return v;
+}
+
+static u64 counter_freq(void)
+{
+	u64 v;
+	__asm__ volatile("mrs %0, cntfrq_el0" : "=r"(v));
+	return v ? v : 62500000;
+}
+
 static void conduit_call(const u64 *in, u64 *out)
 {
 	if (agent_conduit)
@@ -142,12 +178,113 @@ static void conduit_call(const u64 *in, u64 *out)
 		call_smc(in, out);
 }
 
-static u64 simple_call(u64 fid, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
+#define MBOX_CALL 1
+#define MBOX_PING 2
+
+/* Bound on waiting for another PE to take and finish a call (counter ticks set at start). */
+static u64 pe_call_ticks;
+
+/* Run a call on PE ``c``: the boot CPU directly, others through their mailbox. */
+static int call_on(int c, const u64 *in, u64 *out)
+{
+	if (c == 0) {
+		conduit_call(in, out);
+		return 0;
+	}
+	struct mailbox *m = &mbox[c];
+	for (int i = 0; i < 18; i++)
+		m->in[i] = in[i];
+	__asm__ volatile("dsb sy" ::: "memory");
+	m->busy = MBOX_CALL;
+	__asm__ volatile("dsb sy; sev" ::: "memory");
+	u64 deadline = counter() + pe_call_ticks;
+	while (m->busy)
+		if (counter() > deadline)
+			return -1;
+	for (int i = 0; i < 22; i++)
+		out[i] = m->out[i];
+	return 0;
+}
+
+static u64 simple_call_on(int c, u64 fid, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
 {
 	u64 in[18] = {fid, a1, a2, a3, a4, a5};
 	u64 out[22];
-	conduit_call(in, out);
+	if (call_on(c, in, out))
+		return NOT_SUPPORTED;
 	return out[0];
+}
+
+static u64 simple_call(u64 fid, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
+{
+	return simple_call_on(0, fid, a1, a2, a3, a4, a5);
+}
+
+/* Other PEs take events asynchronously. A PE answers a ping from its loop only, so it has
+ * taken whatever interrupt was already pending for it (taken at its next instruction) and
+ * finished the handler first: after a ping round, a reply carries every entry the request
+ * caused. Bounded: a PE that does not answer is reported, not waited for. */
+static void wait_quiet(void)
+{
+	u64 deadline = counter() + pe_call_ticks;
+	for (int c = 1; c < ncpus; c++) {
+		__asm__ volatile("dsb sy" ::: "memory");
+		mbox[c].busy = MBOX_PING;
+		__asm__ volatile("dsb sy; sev" ::: "memory");
+	}
+	for (int c = 1; c < ncpus; c++) {
+		while (mbox[c].busy && counter() < deadline)
+			;
+		if (mbox[c].busy) {
+			puts_("NOTE PE ");
+			put_hex((u64)c);
+			puts_(" did not answer a ping\n");
+		}
+	}
+}
+
+void secondary_loop(void)
+{
+	int c = cpu();
+	for (;;) {
+		while (!mbox[c].busy)
+			__asm__ volatile("wfe");
+		if (mbox[c].busy == MBOX_PING) {
+			__asm__ volatile("dsb sy" ::: "memory");
+			mbox[c].busy = 0;
+			continue;
+		}
+		u64 out[22];
+		conduit_call((const u64 *)mbox[c].in, out);
+		for (int i = 0; i < 22; i++) {
+			mbox[c].out[i] = out[i];
+			last_regs[c][i] = out[i];
+		}
+		__asm__ volatile("dsb sy" ::: "memory");
+		mbox[c].busy = 0;
+	}
+}
+
+void secondary_main(void)
+{
+	cpu_online[cpu()] = 1;
+	secondary_loop();
+}
+
+/* PSCI CPU_ON every further CPU QEMU has (MPIDR Aff0 = 1, 2, ...) until one is refused. */
+static void start_secondaries(void)
+{
+	u64 f = counter_freq();
+	for (int c = 1; c < MAX_CPUS; c++) {
+		if (simple_call(PSCI_CPU_ON, (u64)c, (u64)secondary_entry, 0, 0, 0) != 0)
+			break;
+		u64 deadline = counter() + f / 10;
+		while (!cpu_online[c] && counter() < deadline)
+			;
+		if (!cpu_online[c])
+			break;
+		ncpus = c + 1;
+	}
 }
 
 static u64 resume_pad(void)
@@ -168,15 +305,21 @@ static struct handler *find_handler(u64 arg)
 	return NULL;
 }
 
+static void clear_cpu(int c)
+{
+	nrecords[c] = records_dropped[c] = 0;
+	nlandings[c] = 0;
+	handler_depth[c] = 0;
+	for (int i = 0; i < 4; i++)
+		current_record[c][i] = -1;
+}
+
 static void clear_session(void)
 {
 	for (int i = 0; i < MAX_HANDLERS; i++)
 		handlers[i].used = 0;
-	nrecords = records_dropped = 0;
-	nlandings = 0;
-	handler_depth = 0;
-	for (int i = 0; i < 4; i++)
-		current_record[i] = -1;
+	for (int c = 0; c < MAX_CPUS; c++)
+		clear_cpu(c);
 }
 
 /* ------------------------------------------------------ SDEI handler side */
@@ -185,13 +328,15 @@ static void clear_session(void)
 struct finish agent_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate, u64 daif, u64 nzcv, u64 currentel,
 				 u64 spsel)
 {
-	u32 depth = handler_depth;
+	int c = cpu();
+	u32 depth = handler_depth[c];
 	int idx = -1;
 	struct record *rec = NULL;
-	if (nrecords < MAX_RECORDS) {
-		idx = nrecords++;
-		rec = &records[idx];
-		rec->pe = (u32)(read_mpidr() & 0xff);
+	if (nrecords[c] < MAX_RECORDS) {
+		idx = nrecords[c];
+		rec = &records[c][idx];
+		rec->stamp = counter();
+		rec->pe = (u32)c;
 		rec->depth = depth;
 		rec->x[0] = event;
 		rec->x[1] = arg;
@@ -200,11 +345,12 @@ struct finish agent_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate, u64 dai
 		rec->pstate = compose_pstate(daif, nzcv, currentel, spsel);
 		rec->nresults = 0;
 		rec->has_fin = rec->failures = rec->landed = 0;
+		nrecords[c] = idx + 1;
 	} else {
-		records_dropped++;
+		records_dropped[c]++;
 	}
 	if (depth < 4)
-		current_record[depth] = idx;
+		current_record[c][depth] = idx;
 
 	struct handler *h = find_handler(arg);
 	int run_steps = h && !(h->once && h->runs > 0);
@@ -229,8 +375,8 @@ struct finish agent_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate, u64 dai
 	if (h && h->resume) {
 		f.fid = FN_COMPLETE_AND_RESUME;
 		f.arg = h->has_addr ? h->value : resume_pad();
-		if (nlandings < MAX_LANDINGS)
-			landings[nlandings++] = idx;
+		if (nlandings[c] < MAX_LANDINGS)
+			landings[c][nlandings[c]++] = idx;
 	}
 	return f;
 }
@@ -240,11 +386,12 @@ static void recover(void);
 /* The finishing call returned (failed): record it, then complete plainly. */
 struct finish agent_finish_failed(u64 x0)
 {
-	u32 depth = handler_depth;
-	int idx = depth < 4 ? current_record[depth] : -1;
-	struct record *rec = idx >= 0 ? &records[idx] : NULL;
-	if (nlandings > 0 && landings[nlandings - 1] == idx)
-		nlandings--;
+	int c = cpu();
+	u32 depth = handler_depth[c];
+	int idx = depth < 4 ? current_record[c][depth] : -1;
+	struct record *rec = idx >= 0 ? &records[c][idx] : NULL;
+	if (nlandings[c] > 0 && landings[c][nlandings[c] - 1] == idx)
+		nlandings[c]--;
 	if (rec) {
 		if (rec->failures++ > 0) {
 			reply_err("wedged: the handler cannot complete (EVENT_COMPLETE failed twice)");
@@ -270,16 +417,17 @@ static void write_spsr(u64 v)
 /* Where COMPLETE_AND_RESUME continued (the landing pad, or the IRQ vector on v4). */
 void agent_landing(u64 pc, u64 elr, u64 spsr, u64 daif, u64 nzcv, u64 currentel, u64 spsel)
 {
-	if (nlandings == 0) {
+	int c = cpu();
+	if (nlandings[c] == 0) {
 		/* A real IRQ nobody asked for: return with IRQs masked so it cannot storm. */
 		unexpected_irqs++;
 		write_spsr(spsr | 0x80);
 		return;
 	}
-	int idx = landings[--nlandings];
+	int idx = landings[c][--nlandings[c]];
 	if (idx < 0)
 		return;
-	struct record *rec = &records[idx];
+	struct record *rec = &records[c][idx];
 	rec->landed = 1;
 	rec->lpc = pc;
 	rec->lelr = elr;
@@ -289,61 +437,88 @@ void agent_landing(u64 pc, u64 elr, u64 spsr, u64 daif, u64 nzcv, u64 currentel,
 
 /* ------------------------------------------------------------- reporting */
 
+static void print_record(const struct record *r, int seq)
+{
+	puts_("EV");
+	put_kv("seq", (u64)seq);
+	put_kv("pe", r->pe);
+	put_kv("depth", r->depth);
+	put_kv("x0", r->x[0]);
+	put_kv("x1", r->x[1]);
+	put_kv("x2", r->x[2]);
+	put_kv("x3", r->x[3]);
+	put_kv("pstate", r->pstate);
+	puts_(" results=");
+	if (r->nresults == 0)
+		uart_putc('-');
+	for (int j = 0; j < r->nresults; j++) {
+		if (j)
+			uart_putc(',');
+		put_hex(r->results[j]);
+	}
+	if (r->has_fin)
+		put_kv("fin", r->fin);
+	if (r->landed) {
+		put_kv("landed", r->lpc);
+		put_kv("elr", r->lelr);
+		put_kv("spsr", r->lspsr);
+		put_kv("lpstate", r->lpstate);
+	}
+	uart_putc('\n');
+}
+
+/* Every PE's handler records, in the order they were entered, then forgotten. */
 static void print_records(void)
 {
-	for (int i = 0; i < nrecords; i++) {
-		struct record *r = &records[i];
-		puts_("EV");
-		put_kv("seq", (u64)i);
-		put_kv("pe", r->pe);
-		put_kv("depth", r->depth);
-		put_kv("x0", r->x[0]);
-		put_kv("x1", r->x[1]);
-		put_kv("x2", r->x[2]);
-		put_kv("x3", r->x[3]);
-		put_kv("pstate", r->pstate);
-		puts_(" results=");
-		if (r->nresults == 0)
-			uart_putc('-');
-		for (int j = 0; j < r->nresults; j++) {
-			if (j)
-				uart_putc(',');
-			put_hex(r->results[j]);
-		}
-		if (r->has_fin)
-			put_kv("fin", r->fin);
-		if (r->landed) {
-			put_kv("landed", r->lpc);
-			put_kv("elr", r->lelr);
-			put_kv("spsr", r->lspsr);
-			put_kv("lpstate", r->lpstate);
-		}
-		uart_putc('\n');
+	int next[MAX_CPUS] = {0};
+	for (int seq = 0;; seq++) {
+		int best = -1;
+		for (int c = 0; c < ncpus; c++)
+			if (next[c] < nrecords[c] &&
+			    (best < 0 || records[c][next[c]].stamp < records[best][next[best]].stamp))
+				best = c;
+		if (best < 0)
+			break;
+		print_record(&records[best][next[best]++], seq);
 	}
-	if (records_dropped) {
-		puts_("NOTE dropped ");
-		put_hex((u64)records_dropped);
-		puts_(" handler records\n");
+	for (int c = 0; c < ncpus; c++) {
+		if (records_dropped[c]) {
+			puts_("NOTE dropped ");
+			put_hex((u64)records_dropped[c]);
+			puts_(" handler records\n");
+		}
+		nrecords[c] = records_dropped[c] = 0;
 	}
-	nrecords = records_dropped = 0;
 }
 
 void agent_loop(void) __attribute__((noreturn));
 
-/* After a fault: report, forget handler state, back to the command loop. */
+void secondary_loop(void) __attribute__((noreturn));
+
+/* After a fault: report (boot CPU), forget handler state, back to the loop on a fresh stack. */
 static void recover(void)
 {
-	print_records();
-	nlandings = 0;
-	handler_depth = 0;
+	int c = cpu();
+	char *top = stack + (u64)(c + 1) * STACK_SIZE;
+	nlandings[c] = 0;
+	handler_depth[c] = 0;
 	for (int i = 0; i < 4; i++)
-		current_record[i] = -1;
-	__asm__ volatile("mov sp, %0" ::"r"(stack_top));
+		current_record[c][i] = -1;
+	if (c != 0) {
+		mbox[c].out[0] = NOT_SUPPORTED;
+		mbox[c].busy = 0;
+		__asm__ volatile("mov sp, %0" ::"r"(top));
+		secondary_loop();
+	}
+	print_records();
+	__asm__ volatile("mov sp, %0" ::"r"(top));
 	agent_loop();
 }
 
 void agent_exception(u64 esr, u64 elr, u64 far, u64 spsr, u64 kind)
 {
+	if (cpu() != 0)
+		recover(); /* only the boot CPU prints; the call on this PE answers NOT_SUPPORTED */
 	print_records();
 	puts_("ERR exception");
 	put_kv("vector", kind);
@@ -429,13 +604,18 @@ static void cmd_hello(void)
 	puts_("HELLO 1 agent=baremetal conduit=");
 	puts_(agent_conduit ? "hvc" : "smc");
 	put_kv("el", agent_el);
-	put_kv("pes", 1);
-	put_kv("mpidr", (read_mpidr() & 0xff00ffffffUL) | 0x80000000UL);
+	put_kv("pes", (u64)ncpus);
+	puts_(" mpidr=");
+	for (int c = 0; c < ncpus; c++) {
+		if (c)
+			uart_putc(',');
+		put_hex(((read_mpidr() & 0xff00ffff00UL) | (u64)c) | 0x80000000UL);
+	}
 	puts_(" profile=-");
 	put_kv("ep", (u64)sdei_entry);
 	put_kv("resume", resume_pad());
 	put_kv("vbar", vbar());
-	puts_(" caps=reset\n");
+	puts_(ncpus > 1 ? " caps=multi-pe,reset\n" : " caps=reset\n");
 }
 
 static void cmd_call(int n)
@@ -457,10 +637,16 @@ static void cmd_call(int n)
 			return;
 		}
 	}
-	nrecords = records_dropped = 0;
-	conduit_call(in, out);
-	for (int i = 0; i < 22; i++)
-		last_regs[i] = out[i];
+	if (call_on(selected, in, out)) {
+		wait_quiet();
+		print_records();
+		reply_err("PE did not finish the call in time");
+		return;
+	}
+	if (selected == 0)
+		for (int i = 0; i < 22; i++)
+			last_regs[0][i] = out[i];
+	wait_quiet();
 	print_records();
 	puts_("OK");
 	for (int i = 0; i < 4; i++) {
@@ -474,12 +660,13 @@ static void cmd_regs(void)
 {
 	u64 el = (u64)agent_el << 2;
 	puts_("REGS ");
-	put_hex(last_regs[18]);
+	u64 *r = last_regs[selected];
+	put_hex(r[18]);
 	uart_putc(' ');
-	put_hex(compose_pstate(last_regs[19], last_regs[20], el, last_regs[21]));
+	put_hex(compose_pstate(r[19], r[20], el, r[21]));
 	for (int i = 0; i < 18; i++) {
 		uart_putc(' ');
-		put_hex(last_regs[i]);
+		put_hex(r[i]);
 	}
 	uart_putc('\n');
 }
@@ -571,26 +758,35 @@ static void cmd_handler(int n)
 
 static void cmd_reset(void)
 {
-	/* Back to the power-on SDEI state: nothing registered, bindings released, masked. */
-	simple_call(FN_PE_MASK, 0, 0, 0, 0, 0);
-	u64 p = simple_call(FN_PRIVATE_RESET, 0, 0, 0, 0, 0);
-	u64 s = simple_call(FN_SHARED_RESET, 0, 0, 0, 0, 0);
-	if (p == SDEI_DENIED || s == SDEI_DENIED) {
+	/* Back to the power-on SDEI state on every PE: nothing registered, bindings released, masked. */
+	int denied = 0;
+	for (int c = 0; c < ncpus; c++) {
+		simple_call_on(c, FN_PE_MASK, 0, 0, 0, 0, 0);
+		denied |= simple_call_on(c, FN_PRIVATE_RESET, 0, 0, 0, 0, 0) == SDEI_DENIED;
+	}
+	denied |= simple_call(FN_SHARED_RESET, 0, 0, 0, 0, 0) == SDEI_DENIED;
+	wait_quiet();
+	if (denied) {
 		clear_session();
 		reply_err("reset denied: an SDEI handler is still running");
 		return;
 	}
 	/* A signalled event 0 may still be pending in the interrupt controller: let it run out. */
 	clear_session();
-	if (simple_call(FN_REGISTER, 0, (u64)sdei_entry, DRAIN_ARG, 0, 0) == 0) {
-		simple_call(FN_ENABLE, 0, 0, 0, 0, 0);
-		simple_call(FN_PE_UNMASK, 0, 0, 0, 0, 0);
-		simple_call(FN_PE_MASK, 0, 0, 0, 0, 0);
-		simple_call(FN_UNREGISTER, 0, 0, 0, 0, 0);
+	for (int c = 0; c < ncpus; c++) {
+		if (simple_call_on(c, FN_REGISTER, 0, (u64)sdei_entry, DRAIN_ARG, 0, 0) == 0) {
+			simple_call_on(c, FN_ENABLE, 0, 0, 0, 0, 0);
+			simple_call_on(c, FN_PE_UNMASK, 0, 0, 0, 0, 0);
+			simple_call_on(c, FN_PE_MASK, 0, 0, 0, 0, 0);
+			simple_call_on(c, FN_UNREGISTER, 0, 0, 0, 0, 0);
+		}
 	}
+	wait_quiet();
 	clear_session();
-	for (int i = 0; i < 22; i++)
-		last_regs[i] = 0;
+	for (int c = 0; c < MAX_CPUS; c++)
+		for (int i = 0; i < 22; i++)
+			last_regs[c][i] = 0;
+	selected = 0;
 	puts_("OK\n");
 }
 
@@ -622,10 +818,12 @@ static void dispatch_line(void)
 		const char *why = n == 2 ? parse_hex(tokens[1], &pe) : "PE takes 1 argument(s)";
 		if (why)
 			reply_err(why);
-		else if (pe != 0)
-			reply_err("no such PE: this agent runs on PE 0 only");
-		else
+		else if (pe >= (u64)ncpus)
+			reply_err("no such PE");
+		else {
+			selected = (int)pe;
 			puts_("OK\n");
+		}
 	} else if (streq_ci(c, "INJECT") || streq_ci(c, "IRQ")) {
 		reply_err("not supported: this target has no host-side injection");
 	} else {
@@ -682,6 +880,8 @@ void agent_main(void)
 	uart_init();
 	clear_session();
 	probe_conduit();
+	pe_call_ticks = counter_freq(); /* 1 s */
+	start_secondaries();
 	puts_("\nAPFLAB-AGENT READY protocol=1\n");
 	agent_loop();
 }

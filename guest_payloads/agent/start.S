@@ -10,6 +10,8 @@
 #define STACK_SIZE      0x4000
 #define HSTACK_SIZE     0x2000
 #define MAX_DEPTH       2
+#define MAX_CPUS        8
+#define HSTACK_PER_CPU  (HSTACK_SIZE * (MAX_DEPTH + 1))
 
 .macro adr_l reg, sym
 	adrp	\reg, \sym
@@ -24,13 +26,39 @@
 	.endr
 .endm
 
+/* \reg = this CPU's index (Aff0 of MPIDR, QEMU virt's CPU number). */
+.macro cpu_index reg
+	mrs	\reg, mpidr_el1
+	and	\reg, \reg, #(MAX_CPUS - 1)
+.endm
+
+/* \reg = &handler_depth[this CPU]; clobbers \tmp. */
+.macro depth_addr reg, tmp
+	cpu_index \tmp
+	adr_l	\reg, handler_depth
+	add	\reg, \reg, \tmp, lsl #2
+.endm
+
+/* sp = top of this CPU's main stack; clobbers \a, \b. */
+.macro cpu_stack_top a, b
+	cpu_index \b
+	add	\b, \b, #1
+	adr_l	\a, stack
+	mov	x17, #STACK_SIZE
+	madd	\a, \b, x17, \a
+	mov	sp, \a
+.endm
+
 /*
- * Switch to the stack of the current nesting depth (handler_depth, already counted)
- * and save there what the dispatcher does not restore: x18-x30 and the interrupted SP
- * (which the caller left in x12).
+ * Switch to this CPU's stack for the current nesting depth (x10, already counted) and
+ * save there what the dispatcher does not restore: x18-x30 and the interrupted SP
+ * (which the caller left in x12). Clobbers x11, x13, x14.
  */
 .macro push_handler_frame
+	cpu_index x14
 	adr_l	x11, handler_stacks
+	mov	x13, #HSTACK_PER_CPU
+	madd	x11, x14, x13, x11
 	mov	x13, #HSTACK_SIZE
 	madd	x11, x10, x13, x11	/* top of this depth's stack */
 	mov	sp, x11
@@ -58,8 +86,7 @@ _start:
 	b.hs	3f
 	str	xzr, [x0], #8
 	b	2b
-3:	adr_l	x0, stack_top
-	mov	sp, x0
+3:	cpu_stack_top x0, x1
 	mrs	x0, CurrentEL
 	lsr	x0, x0, #2
 	adr_l	x1, agent_el
@@ -74,6 +101,24 @@ _start:
 5:	isb
 	msr	daifclr, #0xf		/* run unmasked: a handler's masked DAIF then means something */
 	bl	agent_main
+	b	.
+
+/* Secondary CPUs, started by the boot CPU with PSCI CPU_ON, at the boot CPU's EL. */
+	.global secondary_entry
+secondary_entry:
+	cpu_stack_top x0, x1
+	adr_l	x1, agent_el
+	ldr	w1, [x1]
+	cmp	w1, #2
+	b.eq	6f
+	adr_l	x1, vectors_el1
+	msr	vbar_el1, x1
+	b	7f
+6:	adr_l	x1, vectors_el2
+	msr	vbar_el2, x1
+7:	isb
+	msr	daifclr, #0xf
+	bl	secondary_main
 	b	.
 
 /* ---------------------------------------------------------------- vectors */
@@ -124,8 +169,7 @@ exc_el\el\()_\k:
 	mrs	x3, spsr_el\el
 	mov	x4, #\k
 	/* Report and go back to the command loop on a fresh stack (never returns). */
-	adr_l	x5, stack_top
-	mov	sp, x5
+	cpu_stack_top x5, x6
 	bl	agent_exception
 	b	.
 	.endr
@@ -247,7 +291,7 @@ landing_common_el\el:
 	.balign 16
 sdei_entry:
 	mov	x12, sp
-	adr_l	x9, handler_depth
+	depth_addr x9, x11
 	ldr	w10, [x9]
 	add	w10, w10, #1
 	str	w10, [x9]
@@ -269,7 +313,7 @@ finish:
 	ldp	x26, x27, [sp], #16
 	ldp	x28, x29, [sp], #16
 	ldp	x12, x30, [sp], #16
-	adr_l	x9, handler_depth
+	depth_addr x9, x13
 	ldr	w10, [x9]
 	sub	w10, w10, #1
 	str	w10, [x9]
@@ -288,7 +332,7 @@ finish_hvc:
 finish_failed:
 	/* COMPLETE or COMPLETE_AND_RESUME returned: it failed. Rebuild the frame, ask C. */
 	mov	x12, sp
-	adr_l	x9, handler_depth
+	depth_addr x9, x11
 	ldr	w10, [x9]
 	add	w10, w10, #1
 	str	w10, [x9]
@@ -303,12 +347,12 @@ finish_failed:
 	.global agent_el, agent_conduit, handler_depth, probe_active, probe_faulted
 agent_el:	.word 0
 agent_conduit:	.word 0
-handler_depth:	.word 0
+	.balign 8
+handler_depth:	.space 4 * MAX_CPUS
 probe_active:	.word 0
 probe_faulted:	.word 0
 	.balign 16
-stack:		.space STACK_SIZE
-	.global stack_top
-stack_top:
+	.global stack
+stack:		.space STACK_SIZE * MAX_CPUS
 	.balign 16
-handler_stacks:	.space HSTACK_SIZE * (MAX_DEPTH + 1)
+handler_stacks:	.space HSTACK_PER_CPU * MAX_CPUS
