@@ -168,22 +168,8 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
         if proc.stderr is not None:
             proc.stderr.close()
 
-    @Driver.check_active
-    def cycle(self) -> None:
-        self.off()
-        self.on()
-
     # ----------------------------------------------------------- status (AgentDriver asks)
 
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def status(self) -> str:
-        if self._proc is None:
-            return "not started"
-        code = self._proc.poll()
-        if code is None:
-            return "running"
-        err = self._stderr.decode(errors="replace").strip()
-        return f"exited with status {code}" + (f": {err[-300:]}" if err else "")
+    def _stderr_text(self) -> str:
+        return self._stderr.decode(errors="replace").strip()  # read while waiting for the port
 

@@ -76,15 +76,41 @@ def file_tail(path: Path | None, lines: int = 10) -> str:
 
 
 class QEMUScratch:
-    """What both QEMU drivers keep per activation: a scratch folder for the crash UART's log.
+    """What both QEMU drivers share: a scratch folder per activation for the crash UART's
+    log, and the process's state as AgentDriver asks for it (alive, status, crash tail).
 
-    The driver sets ``_tmp`` to None in its __attrs_post_init__ and calls ``_open_scratch``
-    and ``_close_scratch`` from on_activate / on_deactivate.
+    The driver sets ``_tmp`` and ``_proc`` to None in its __attrs_post_init__, calls
+    ``_open_scratch`` and ``_close_scratch`` from on_activate / on_deactivate, and has
+    ``on`` and ``off``.
     """
 
     _tmp: str | None
+    _proc: subprocess.Popen | None
     accel: str
     scratch_prefix = "apflab-qemu-"
+
+    @Driver.check_active
+    def cycle(self) -> None:
+        self.off()  # type: ignore[attr-defined]
+        self.on()  # type: ignore[attr-defined]
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def status(self) -> str:
+        if self._proc is None:
+            return "not started"
+        code = self._proc.poll()
+        if code is None:
+            return "running"
+        err = self._stderr_text()
+        return f"exited with status {code}" + (f": {err[-300:]}" if err else "")
+
+    def _stderr_text(self) -> str:
+        """What the exited QEMU wrote to stderr."""
+        if self._proc is None or self._proc.stderr is None:
+            return ""
+        return self._proc.stderr.read().decode(errors="replace").strip()
 
     def use_kvm(self) -> bool:
         return kvm_available(self.accel)
@@ -178,23 +204,6 @@ class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=self.stop_timeout)
-
-    @Driver.check_active
-    def cycle(self) -> None:
-        self.off()
-        self.on()
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def status(self) -> str:
-        if self._proc is None:
-            return "not started"
-        code = self._proc.poll()
-        if code is None:
-            return "running"
-        err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
-        return f"exited with status {code}" + (f": {err[-300:]}" if err else "")
 
     def crash_tail(self, lines: int = 10) -> str:
         return file_tail(self.crash_log if self._tmp else None, lines)
