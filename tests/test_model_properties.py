@@ -1,6 +1,6 @@
 """Random SMCCC call streams on random PEs: the model never raises and its invariants hold.
 
-Invariants (DEN0054 6.1, abi.md 2.4-2.6): every event is always in one of the six
+Invariants (DEN0054A 6.1, DEN0054C 5.1; docs/reference/sdei-dispatch.md): every event is always in one of the six
 handler states; a running event always has a saved context on its PE; nesting is never
 deeper than 2 and only critical over normal.
 """
@@ -63,7 +63,7 @@ def handler_for(profile: str):
 def check(guest: ModelGuest) -> None:
     machine = guest.agent.machine
     machine.sdei.check_invariants()
-    if machine.apf is not None:  # APF (abi.md 4.7, 4.10): bounded slots, the PPI only with a page-ready
+    if machine.apf is not None:  # APF (APF v4 07/15): bounded slots, the PPI only with a page-ready
         for v in machine.apf.vcpus:
             assert len(v.slots) <= 64
             assert not v.irq_level or v.pageready_pending
