@@ -428,6 +428,7 @@ REQUESTS: tuple[RequestSpec, ...] = (
         Reply.DONE,
         "power_cycle_pe",
         "pe-power",
+        baremetal=True,
         meaning="PE *pe* calls CPU_OFF, PE 0 turns it on again with CPU_ON; it comes back to the agent's loop",
     ),
     RequestSpec(

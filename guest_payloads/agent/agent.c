@@ -32,6 +32,8 @@
 #define FN_SHARED_RESET 0xC4000032UL
 #define PSCI_VERSION 0x84000000UL
 #define PSCI_CPU_ON 0xC4000003UL
+#define PSCI_CPU_OFF 0x84000002UL
+#define PSCI_AFFINITY_INFO 0xC4000004UL
 #define SDEI_DENIED ((u64)-3)
 #define SDEI_PENDING ((u64)-5)
 #define NOT_SUPPORTED ((u64)-1)
@@ -289,6 +291,7 @@ static void conduit_call(const u64 *in, u64 *out)
 
 #define MBOX_CALL 1
 #define MBOX_PING 2
+#define MBOX_OFF 3
 
 /* Bound on waiting for another PE to take and finish a call (counter ticks set at start). */
 static u64 pe_call_ticks;
@@ -362,6 +365,16 @@ void secondary_loop(void)
 			__asm__ volatile("dsb sy" ::: "memory");
 			mbox[c].busy = 0;
 			continue;
+		}
+		if (mbox[c].busy == MBOX_OFF) {
+			u64 in[18] = {PSCI_CPU_OFF}, out[OUT_WORDS];
+			cpu_online[c] = 0;
+			__asm__ volatile("dsb sy" ::: "memory");
+			mbox[c].busy = 0;
+			__asm__ volatile("dsb sy; sev" ::: "memory");
+			conduit_call(in, out); /* does not return when it succeeds */
+			for (;;)
+				__asm__ volatile("wfe");
 		}
 		u64 out[OUT_WORDS];
 		conduit_call((const u64 *)mbox[c].in, out);
@@ -727,7 +740,7 @@ static void cmd_hello(void)
 	put_kv("ep", (u64)sdei_entry);
 	put_kv("resume", resume_pad());
 	put_kv("vbar", vbar());
-	puts_(ncpus > 1 ? " caps=context,multi-pe,reset\n" : " caps=context,reset\n");
+	puts_(ncpus > 1 ? " caps=context,multi-pe,pe-power,reset\n" : " caps=context,reset\n");
 }
 
 static void cmd_call(int n)
@@ -812,6 +825,53 @@ static void cmd_ctx(int n)
 	}
 	write_pstate_bits(v[0]);
 	write_elr_spsr(v[1], v[2]);
+	puts_("OK\n");
+}
+
+/* PSCI CYCLE <pe>: PE <pe> calls CPU_OFF, PE 0 turns it on again with CPU_ON (bounded waits). */
+static void cmd_psci(int n)
+{
+	u64 pe;
+	if (n < 2 || !streq_ci(tokens[1], "CYCLE")) {
+		reply_err("not supported: PSCI takes CYCLE <pe> here (no system reset)");
+		return;
+	}
+	const char *why = n == 3 ? parse_hex(tokens[2], &pe) : "PSCI CYCLE takes <pe>";
+	if (why) {
+		reply_err(why);
+		return;
+	}
+	if (pe == 0 || pe >= (u64)ncpus) {
+		reply_err("no such PE to cycle (PE 0 turns the others off and on)");
+		return;
+	}
+	int c = (int)pe;
+	u64 deadline = counter() + pe_call_ticks;
+	__asm__ volatile("dsb sy" ::: "memory");
+	mbox[c].busy = MBOX_OFF;
+	__asm__ volatile("dsb sy; sev" ::: "memory");
+	while (cpu_online[c] && counter() < deadline)
+		;
+	while (simple_call(PSCI_AFFINITY_INFO, pe, 0, 0, 0, 0) != 1 && counter() < deadline)
+		; /* 1: OFF */
+	if (cpu_online[c] || simple_call(PSCI_AFFINITY_INFO, pe, 0, 0, 0, 0) != 1) {
+		reply_err("the PE did not turn off within 1 s");
+		return;
+	}
+	clear_cpu(c);
+	for (int i = 0; i < OUT_WORDS; i++)
+		last_regs[c][i] = 0;
+	if (simple_call(PSCI_CPU_ON, pe, (u64)secondary_entry, 0, 0, 0) != 0) {
+		reply_err("CPU_ON refused");
+		return;
+	}
+	deadline = counter() + pe_call_ticks;
+	while (!cpu_online[c] && counter() < deadline)
+		;
+	if (!cpu_online[c]) {
+		reply_err("the PE did not come back within 1 s");
+		return;
+	}
 	puts_("OK\n");
 }
 
@@ -960,6 +1020,8 @@ static void dispatch_line(void)
 		cmd_reset();
 	} else if (streq_ci(c, "CTX")) {
 		cmd_ctx(n);
+	} else if (streq_ci(c, "PSCI")) {
+		cmd_psci(n);
 	} else if (streq_ci(c, "PE")) {
 		u64 pe;
 		const char *why = n == 2 ? parse_hex(tokens[1], &pe) : "PE takes 1 argument(s)";
