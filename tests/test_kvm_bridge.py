@@ -233,7 +233,7 @@ def test_other_channel_version_is_refused() -> None:
 def test_silent_vmm_fails_the_handshake_within_its_bound() -> None:
     vmm_sock, host_sock = socket.socketpair()
     t = time.monotonic()
-    with pytest.raises(PeerError, match="nothing within 0.2 s"):
+    with pytest.raises(PeerError, match=r"nothing within 0\.2 s"):
         VmmPeer(LineLink.from_socket(host_sock, "host"), ModelBridge(), hello_timeout=0.2)
     assert time.monotonic() - t < 2
     vmm_sock.close()
