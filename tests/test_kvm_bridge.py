@@ -13,6 +13,7 @@ interrupted PC/PSTATE and continues at the resume address.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -291,6 +292,22 @@ def test_answer_for_is_minimal() -> None:
 def test_malformed_vmm_lines_are_named(line: str, why: str) -> None:
     with pytest.raises(ch.ChannelError, match=why):
         ch.parse_vmm_line(line)
+
+
+def test_the_channel_runs_over_a_plain_fd_pair() -> None:
+    """Pipes, as an SSH channel's descriptors would be on a lab board."""
+    to_host_r, to_host_w = os.pipe()
+    to_vmm_r, to_vmm_w = os.pipe()
+    vmm_end = LineLink.from_fds(to_vmm_r, to_host_w, "fake VMM on pipes")
+    vmm_end.send("HELLO 1 vcpus=1 sdei=forward kernel=x")
+    peer = VmmPeer(LineLink.from_fds(to_host_r, to_vmm_w, "host on pipes"), ModelBridge(), hello_timeout=5)
+    try:
+        assert vmm_end.readline(5) == "HELLO 1"
+        vmm_end.send(f"CALL 0 smc {VBAR:x} {CALL_PC:x} {RUNNING:x} 0 0 {VERSION:x} " + " ".join(["0"] * 17))
+        assert vmm_end.readline(5) == "RET 0 1000100000000 0 0 0"
+    finally:
+        vmm_end.close()
+        peer.close()
 
 
 def test_readline_has_a_bound() -> None:

@@ -1,9 +1,11 @@
 """Lines over a byte stream: the host's transport for the VMM channel.
 
 The channel runs over a TCP connection (a nested L1 reaches the host at 10.0.2.2
-through QEMU's user networking; the host listens on the loopback) or over a plain fd
-pair (a socketpair, pipes, or an SSH channel's file descriptors on a lab board). Every
-read has a deadline; sends are serialised so several threads can write lines.
+through QEMU's user networking; the host listens on the loopback), over a plain fd
+pair (pipes), or over anything with ``fileno``/``recv``/``sendall``/``close`` such as
+an SSH channel (paramiko's, e.g. a direct-tcpip forward to the VMM's ``listen:`` port
+on a lab board). Every read has a deadline; sends are serialised so several threads
+can write lines.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import select
 import socket
 import threading
 import time
+from typing import Protocol
 
 from apflab.kvm.channel import MAX_LINE
 
@@ -26,12 +29,46 @@ class LinkClosed(ConnectionError):
     """The other end closed the stream (or it failed)."""
 
 
-class LineLink:
-    """One line-oriented stream: ``rfd`` to read, ``wfd`` to write (the same for a socket)."""
+class Stream(Protocol):
+    """What the link needs of a byte stream (a socket and a paramiko Channel have it)."""
 
-    def __init__(self, rfd: int, wfd: int, name: str, owner: object = None) -> None:
-        self.rfd, self.wfd, self.name = rfd, wfd, name
-        self._owner = owner  # a socket object kept alive while we use its fd
+    def fileno(self) -> int: ...
+
+    def recv(self, size: int) -> bytes: ...
+
+    def sendall(self, data: bytes) -> object: ...
+
+    def close(self) -> object: ...
+
+
+class FdPair:
+    """A read fd and a write fd (pipes) as a :class:`Stream`."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd, self.wfd = rfd, wfd
+
+    def fileno(self) -> int:
+        return self.rfd
+
+    def recv(self, size: int) -> bytes:
+        return os.read(self.rfd, size)
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.wfd, view) :]
+
+    def close(self) -> None:
+        for fd in {self.rfd, self.wfd}:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class LineLink:
+    """One line-oriented stream."""
+
+    def __init__(self, stream: Stream, name: str) -> None:
+        self.stream, self.name = stream, name
         self._buffer = b""
         self._wlock = threading.Lock()
         self.closed = False
@@ -40,20 +77,21 @@ class LineLink:
     def from_socket(cls, sock: socket.socket, name: str) -> LineLink:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one small line per call
-        return cls(sock.fileno(), sock.fileno(), name, owner=sock)
+        return cls(sock, name)
+
+    @classmethod
+    def from_fds(cls, rfd: int, wfd: int, name: str) -> LineLink:
+        return cls(FdPair(rfd, wfd), name)
 
     def send(self, line: str) -> None:
         data = line.encode() + b"\n"
         if len(data) > MAX_LINE:
             raise ValueError(f"a channel line of {len(data)} bytes is over {MAX_LINE}")
         with self._wlock:
-            view = memoryview(data)
-            while view:
-                try:
-                    n = os.write(self.wfd, view)
-                except OSError as exc:
-                    raise LinkClosed(f"{self.name}: write failed ({exc})") from None
-                view = view[n:]
+            try:
+                self.stream.sendall(data)
+            except OSError as exc:
+                raise LinkClosed(f"{self.name}: write failed ({exc})") from None
 
     def readline(self, timeout: float | None) -> str:
         """The next line (without its newline); LinkTimeout or LinkClosed otherwise."""
@@ -62,11 +100,11 @@ class LineLink:
             if len(self._buffer) > MAX_LINE:
                 raise LinkClosed(f"{self.name}: no newline in {len(self._buffer)} bytes")
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            ready, _, _ = select.select([self.rfd], [], [], left)
+            ready, _, _ = select.select([self.stream], [], [], left)
             if not ready:
                 raise LinkTimeout(f"{self.name}: nothing within {timeout:g} s")
             try:
-                chunk = os.read(self.rfd, 65536)
+                chunk = self.stream.recv(65536)
             except OSError as exc:
                 raise LinkClosed(f"{self.name}: read failed ({exc})") from None
             if not chunk:
@@ -79,14 +117,11 @@ class LineLink:
         if self.closed:
             return
         self.closed = True
-        if isinstance(self._owner, socket.socket):
+        if isinstance(self.stream, socket.socket):
             with contextlib.suppress(OSError):
-                self._owner.shutdown(socket.SHUT_RDWR)
-            self._owner.close()
-        else:
-            for fd in {self.rfd, self.wfd}:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+                self.stream.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in select
+        with contextlib.suppress(OSError):
+            self.stream.close()
 
 
 class Listener:
