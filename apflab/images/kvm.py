@@ -3,8 +3,9 @@
 Outputs, per host kernel, in ``<cache>/kvm/<kernel slug>/``: the kernel ``Image``, an
 initramfs of apflab's own (busybox-static, dropbear and its libraries, the virtio-net
 modules of that kernel, the VMM from guest_payloads/vmm, the agent ELF from the
-``agent`` recipe, targets/qemu-kvm/init), ``apflab-vmm`` itself (for a board whose
-kernel is booted otherwise), a root login key and a manifest. Rebuilt when an input
+``agent`` recipe and the same agent built for the VMM's fast console (``make UART=vmm``),
+targets/qemu-kvm/init), ``apflab-vmm`` itself (for a board whose kernel is booted
+otherwise), a root login key and a manifest. Rebuilt when an input
 changes (init, VMM or agent sources, the kernel setting, this recipe's version).
 
 The host kernel is one setting (:data:`KERNEL_ENV`, phase 2 makes it a lab.yaml key):
@@ -52,6 +53,7 @@ RECIPE_VERSION = 1
 ROOT = Path(__file__).resolve().parents[2]
 INIT = ROOT / "targets" / "qemu-kvm" / "init"
 VMM_DIR = ROOT / "guest_payloads" / "vmm"
+AGENT_DIR = ROOT / "guest_payloads" / "agent"
 KERNEL_ENV = "APFLAB_KVM_KERNEL"
 DEFAULT_KERNEL = "debian:trixie"
 
@@ -94,18 +96,29 @@ def vmm_sources() -> list[Path]:
     return sorted(p for p in VMM_DIR.iterdir() if p.suffix in (".c", ".h") or p.name == "Makefile")
 
 
-def build_vmm(out: Path, progress: Progress) -> Path:
-    """make -C guest_payloads/vmm OUT=out: a static aarch64 apflab-vmm."""
+def run_make(source: Path, out: Path, what: str, progress: Progress, *variables: str) -> None:
+    """make -C source OUT=out [variables]: the cross-compiled guest_payloads builds."""
     if shutil.which("aarch64-linux-gnu-gcc") is None:
         raise ImageError("aarch64-linux-gnu-gcc is missing: apt-get install gcc-aarch64-linux-gnu")
-    if not Path("/usr/aarch64-linux-gnu/lib/libc.a").exists():
-        raise ImageError("the static arm64 libc is missing: apt-get install libc6-dev-arm64-cross")
-    progress(f"kvm: building apflab-vmm ({VMM_DIR.relative_to(ROOT)})")
-    r = subprocess.run(["make", "-s", "-C", str(VMM_DIR), f"OUT={out}"], capture_output=True, text=True,
+    progress(f"kvm: building {what} ({source.relative_to(ROOT)} {' '.join(variables)})".rstrip())
+    r = subprocess.run(["make", "-s", "-C", str(source), f"OUT={out}", *variables], capture_output=True, text=True,
                        timeout=300, check=False)  # fmt: skip
     if r.returncode != 0:
-        raise ImageError(f"building apflab-vmm failed: {(r.stderr or r.stdout).strip()[-800:]}")
+        raise ImageError(f"building {what} failed: {(r.stderr or r.stdout).strip()[-800:]}")
+
+
+def build_vmm(out: Path, progress: Progress) -> Path:
+    """A static aarch64 apflab-vmm."""
+    if not Path("/usr/aarch64-linux-gnu/lib/libc.a").exists():
+        raise ImageError("the static arm64 libc is missing: apt-get install libc6-dev-arm64-cross")
+    run_make(VMM_DIR, out, "apflab-vmm", progress)
     return out / "apflab-vmm"
+
+
+def build_fast_agent(out: Path, progress: Progress) -> Path:
+    """The agent with apflab-vmm's fast console (uart_vmm.c) instead of the PL011."""
+    run_make(AGENT_DIR, out, "the agent for the fast console", progress, "UART=vmm")
+    return out / "agent.elf"
 
 
 def modules_root(kroot: Path) -> Path:
@@ -160,6 +173,7 @@ class KvmHostImage(Recipe):
         if not AGENT.fresh(cache):
             AGENT.build(cache, progress)
         vmm = build_vmm(work / "vmm", progress)
+        fast_agent = build_fast_agent(work / "agent-fast", progress)
 
         user_apt = IsolatedApt(cache / "apt-arm64", "arm64", debian_suites())
         user_apt.update(progress)
@@ -189,6 +203,7 @@ class KvmHostImage(Recipe):
         tree = shell_tree(INIT, uroot, key, "apflab-kvm")
         tree.copy_file("bin/apflab-vmm", vmm, 0o755)
         tree.copy_file("lib/apflab/agent.elf", AGENT.outputs(cache)[0], 0o644)
+        tree.copy_file("lib/apflab/agent-fastcons.elf", fast_agent, 0o644)
         modules = add_modules(tree, modules_root(kroot), kver, NET_MODULES) if kroot is not None else []
         size = tree.write_gzip(d / "initramfs.cpio.gz")
         shutil.copyfile(image, d / "Image")

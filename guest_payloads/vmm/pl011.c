@@ -2,7 +2,8 @@
  * A PL011 (Arm PrimeCell UART, DDI 0183) at QEMU virt's 0x09000000, emulated through
  * KVM_EXIT_MMIO (api.rst 5, "KVM_EXIT_MMIO") and relayed to the VMM's stdin/stdout,
  * so the agent protocol runs over the VMM's stdio unchanged (the L1 console, or an
- * SSH channel on a board).
+ * SSH channel on a board). The relay (input ring, output buffer) also serves the fast
+ * console of fastcons.c through uart_rx_take() and uart_tx_bytes().
  *
  * What the agent uses: DR (0x000) and FR (0x018). The identification registers read
  * as a PL011's; every other register reads 0 and ignores writes. No interrupt line:
@@ -180,6 +181,36 @@ static uint32_t read_reg(uint64_t offset, atomic_int *abort_wait)
 	default:
 		return 0;
 	}
+}
+
+size_t uart_rx_take(uint8_t *dst, size_t max, atomic_int *abort_wait)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&lock);
+	if (rx_count == 0) {
+		flush_locked(); /* the guest waits for input: show what it said */
+		wait_rx_locked(abort_wait);
+	}
+	while (n < max && rx_count > 0) {
+		dst[n++] = rx[rx_head];
+		rx_head = (rx_head + 1) % RX_SIZE;
+		rx_count--;
+	}
+	pthread_cond_signal(&rx_room);
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+void uart_tx_bytes(const uint8_t *src, size_t n)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n; i++) {
+		if (tx_len == TX_SIZE)
+			flush_locked();
+		tx[tx_len++] = (char)src[i];
+	}
+	flush_locked();
+	pthread_mutex_unlock(&lock);
 }
 
 void uart_access(uint64_t offset, uint8_t *data, uint32_t len, int is_write, atomic_int *abort_wait)

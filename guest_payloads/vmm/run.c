@@ -57,6 +57,8 @@ static void handle_mmio(struct vcpu *v)
 	uint64_t addr = run->mmio.phys_addr;
 	if (addr >= UART_BASE && addr < UART_BASE + UART_SIZE) {
 		uart_access(addr - UART_BASE, run->mmio.data, run->mmio.len, run->mmio.is_write, &v->kick);
+	} else if (addr >= FASTCONS_BASE && addr < FASTCONS_BASE + FASTCONS_SIZE) {
+		fastcons_access(addr - FASTCONS_BASE, run->mmio.data, run->mmio.len, run->mmio.is_write, &v->kick);
 	} else if (!run->mmio.is_write) {
 		memset(run->mmio.data, 0, sizeof(run->mmio.data)); /* nothing there: reads as zero */
 	}

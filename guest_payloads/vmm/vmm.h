@@ -22,6 +22,7 @@
 #define RAM_BASE 0x40000000ULL
 #define UART_BASE 0x09000000ULL
 #define UART_SIZE 0x1000ULL
+#define FASTCONS_BUF 1024 /* the largest line buffer the fast console moves at once */
 #define GICD_BASE 0x08000000ULL
 #define GICR_BASE 0x080A0000ULL
 #define CHANNEL_VERSION 1
@@ -58,6 +59,15 @@ void uart_start(int exit_on_eof);
 /* An MMIO access to the UART page (offset within it); ``data`` in/out, little endian. */
 void uart_access(uint64_t offset, uint8_t *data, uint32_t len, int is_write, atomic_int *abort_wait);
 void uart_flush(void);
+/* The relay for other console devices: take pending input (waiting, bounded, when there is
+ * none), or send bytes out (flushed at once). */
+size_t uart_rx_take(uint8_t *dst, size_t max, atomic_int *abort_wait);
+void uart_tx_bytes(const uint8_t *src, size_t n);
+
+/* ------------------------------------------------------------------ fastcons.c */
+#define FASTCONS_BASE 0x09100000ULL
+#define FASTCONS_SIZE 0x1000ULL
+void fastcons_access(uint64_t offset, uint8_t *data, uint32_t len, int is_write, atomic_int *abort_wait);
 void uart_wake(void);
 void uart_restore_tty(void);
 
