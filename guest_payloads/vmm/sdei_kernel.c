@@ -111,11 +111,8 @@ void kernel_command(int fd, const char *target, char *args, int is_apf)
 		reply_bad(target, is_apf ? "APF command must be 0..6" : "SDEI command must be 0..10");
 		return;
 	}
-	if (vm.mode != SDEI_KERNEL && !(is_apf && vm.has_apf)) {
-		/* Nothing to talk to: say so the way the kernel would (no such ioctl). */
-		channel_send(vm.chan, "RES %s %d%s", target, -ENOTTY, is_apf ? " 0" : " -");
-		return;
-	}
+	/* Always the real ioctl: a kernel without the series answers it itself (ENOTTY or
+	 * EINVAL), so the host sees the kernel's word, not the VMM's guess. */
 	if (is_apf)
 		apf_command(fd, target, cmd, arg);
 	else
