@@ -79,9 +79,12 @@ static void route(char *whole)
 	if (!strcmp(kind, "RET") || !strcmp(kind, "REGS") || !strcmp(kind, "KEEP")) {
 		deliver_answer(vcpu_named(target, whole), whole);
 	} else if (!strcmp(kind, "KICK")) {
+		/* Synchronous: a later line (another vCPU's answer) must not let a guest see the
+		 * effect of this call before this vCPU has stopped to take its event (e.g. the
+		 * agent pinging the PE it just signalled). */
 		struct vcpu *v = vcpu_named(target, whole);
 		atomic_store(&v->stop_wanted, 1);
-		vcpu_kick(v);
+		vcpu_kick_sync(v);
 	} else if (!strcmp(kind, "SDEI") || !strcmp(kind, "APF")) {
 		if (target && !strcmp(target, "vm"))
 			kernel_command(vm.vm_fd, "vm", save, !strcmp(kind, "APF"));

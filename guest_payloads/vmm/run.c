@@ -11,6 +11,7 @@
  * immediate_exit set, so the MMIO's destination register and PC are final first.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -36,6 +37,20 @@ void vcpu_kick(struct vcpu *v)
 	if (v->thread)
 		pthread_kill(v->thread, KICK_SIGNAL);
 	uart_wake(); /* a vCPU waiting for console input inside an MMIO read */
+}
+
+void vcpu_kick_sync(struct vcpu *v)
+{
+	unsigned before = atomic_load(&v->run_returns);
+	vcpu_kick(v);
+	double deadline = now_seconds() + vm.kick_timeout;
+	while (atomic_load(&v->in_run) && atomic_load(&v->run_returns) == before) {
+		if (now_seconds() > deadline)
+			fail("vCPU %d did not leave KVM_RUN within %.0f s of a kick; the host kernel may be stuck (look "
+			     "for an Oops or a lockup on the console)",
+			     v->index, vm.kick_timeout);
+		sched_yield();
+	}
 }
 
 void vcpu_complete_mmio(struct vcpu *v)
@@ -140,11 +155,15 @@ static void *vcpu_main(void *arg)
 			serve_kick(v);
 			continue;
 		}
+		atomic_store(&v->in_run, 1);
 		int r = ioctl(v->fd, KVM_RUN, 0);
+		int e = errno;
+		atomic_store(&v->in_run, 0);
+		atomic_fetch_add(&v->run_returns, 1);
+		errno = e;
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue; /* kicked: the loop serves it */
-			int e = errno;
 			if (e == ENOEXEC)
 				fail_ioctl("KVM_RUN", e, "the vCPU was not initialised with KVM_ARM_VCPU_INIT");
 			fail_ioctl("KVM_RUN", e, "look for a host kernel Oops on the console");

@@ -91,6 +91,8 @@ struct vcpu {
 	double kick_time;         /* when the oldest unserved kick was sent */
 	int mmio_pending;         /* the last exit was MMIO: complete it before touching registers */
 	atomic_int waiting_host;  /* blocked on the host's answer (bounded by the answer timeout) */
+	atomic_int in_run;        /* inside the KVM_RUN ioctl */
+	atomic_uint run_returns;  /* KVM_RUN returns so far */
 	_Atomic double busy_since; /* in a host command's ioctl since then (0: not) */
 	/* One outstanding request to the host and its answer. */
 	pthread_mutex_t lock;
@@ -136,6 +138,9 @@ void vm_stop(int status, const char *reason);
 /* run.c */
 void vcpus_start(void);
 void vcpu_kick(struct vcpu *v);
+/* Kick, then wait (bounded) until the vCPU is out of KVM_RUN: it executes no guest
+ * instruction until it has served the kick. */
+void vcpu_kick_sync(struct vcpu *v);
 void vcpu_complete_mmio(struct vcpu *v);
 
 /* forward.c: SDEI calls to the host's dispatcher */
