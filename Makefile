@@ -49,6 +49,7 @@ images: setup target-packages
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: setup images
 	$(PY) bench/suite_speed.py

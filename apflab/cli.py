@@ -10,9 +10,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-
-class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
+from apflab.errors import CliError
 
 
 def _cmd_agent(args: argparse.Namespace) -> int:
@@ -22,8 +20,10 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from apflab.profiles import UnknownProfile, get_profile
 
     if args.target != "model":
-        raise CliError(f"apflab agent serves --target model only (got {args.target!r}); real targets run the "
-                       "bare-metal agent from guest_payloads/")  # fmt: skip
+        raise CliError(
+            f"apflab agent serves --target model only (got {args.target!r}); real targets run the "
+            "bare-metal agent from guest_payloads/"
+        )
     try:
         guest = ModelGuest("model", get_profile(args.profile), args.pes, args.el)
     except (UnknownProfile, ModelError) as exc:
@@ -59,21 +59,16 @@ def _cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Modules that add subcommands: each has ``register(subparsers)`` (missing ones are skipped).
-EXTENSIONS = ("apflab.perf.cli", "apflab.report.cli", "apflab.migrate.cli", "apflab.nightly.cli")
+#: Modules that add subcommands, each with ``register(subparsers)``; all are part of apflab,
+#: so one that cannot be imported is a broken install and fails loudly.
+EXTENSIONS = ("apflab.perf.cli", "apflab.report.cli", "apflab.nightly.cli")
 
 
 def _register_extensions(sub: argparse._SubParsersAction) -> None:
     import importlib
 
     for name in EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and name.startswith(exc.name):
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,10 +14,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from typing import Any, ClassVar
 
 from apflab.abi import sdei
 from apflab.abi.sdei import EventType, Fn, Priority
 from apflab.abi.smccc import MASK64, to_s64
+from apflab.capabilities import check as check_capabilities
 from apflab.profiles import Profile
 
 
@@ -32,10 +35,28 @@ class TargetError(Exception):
 # --------------------------------------------------------------- handler script
 
 
-@dataclass(frozen=True)
-class Call:
-    """An SMCCC call made by a handler."""
+class Step:
+    """A handler step is a Guest operation made from inside the handler.
 
+    ``operation`` names the :class:`Guest` method the step is (its fields are that
+    method's arguments, by name), so the same step runs from the main context
+    (:meth:`Guest.run_step`) and inside a handler (the agents), without a ladder of
+    cases anywhere. The wire keywords are :data:`apflab.agent.grammar.STEPS`.
+    """
+
+    operation: ClassVar[str]
+
+    def apply(self, target: Any) -> Any:
+        """Make this step on ``target``: anything with the Guest's operation names."""
+        method = getattr(target, self.operation)
+        return method(**{f.name: getattr(self, f.name) for f in dataclass_fields(self)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Call(Step):
+    """An SMCCC call made by a handler; its result is x0."""
+
+    operation: ClassVar[str] = "call"
     fid: int
     args: tuple[int, ...] = ()
 
@@ -43,53 +64,71 @@ class Call:
         object.__setattr__(self, "fid", int(fid))
         object.__setattr__(self, "args", tuple(int(a) & MASK64 for a in args))
 
+    def apply(self, target: Any) -> Any:
+        return target.call(self.fid, *self.args)
+
 
 @dataclass(frozen=True)
-class Inject:
-    """A host-side injection performed while the handler runs (model targets)."""
+class Inject(Step):
+    """A host-side injection performed while the handler runs; its result is the host's status."""
 
+    operation: ClassVar[str] = "inject"
     pe: int
     event: int
 
 
 @dataclass(frozen=True)
-class Irq:
+class Irq(Step):
     """A host-side interrupt raised while the handler runs."""
 
+    operation: ClassVar[str] = "raise_irq"
     pe: int
     intid: int
 
 
 @dataclass(frozen=True)
-class Read32:
+class Read32(Step):
     """Read a 32-bit word of guest memory (the result is its value)."""
 
+    operation: ClassVar[str] = "mem_read32"
     gpa: int
 
 
 @dataclass(frozen=True)
-class Write32:
+class Write32(Step):
     """Write a 32-bit word of guest memory."""
 
+    operation: ClassVar[str] = "mem_write32"
     gpa: int
     value: int
 
 
 @dataclass(frozen=True)
-class Fault:
+class Fault(Step):
     """A host-side stage-2 fault on ``gfn`` while the handler runs (capability apf-host)."""
 
+    operation: ClassVar[str] = "fault"
     pe: int
     gfn: int
     privileged: bool = False
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Tick(Step):
+    """Advance the host's clock by ``us`` while the handler runs (capability apf-host)."""
+
+    operation: ClassVar[str] = "tick"
+    us: int
+
+
+@dataclass(frozen=True)
+class Snapshot(Step):
     """Save the target's migration state at this point (capability migration)."""
 
+    operation: ClassVar[str] = "save_state"
 
-HandlerStep = Call | Inject | Irq | Read32 | Write32 | Fault | Snapshot
+
+HandlerStep = Call | Inject | Irq | Read32 | Write32 | Fault | Tick | Snapshot
 
 
 @dataclass(frozen=True)
@@ -205,8 +244,34 @@ class EventInfo:
 
 
 @dataclass(frozen=True)
+class GuestFacts:
+    """What a guest says of itself (the agent's HELLO): where its handler code is, its PEs.
+
+    ``profile`` is None when the guest cannot know it (the bare-metal agent: the target's
+    configuration says it); ``events`` are the events the guest itself knows (the model
+    its platform's; a real target's come from lab.yaml).
+    """
+
+    agent: str
+    conduit: str
+    el: int
+    pes: int
+    mpidrs: tuple[int, ...]
+    entry_point: int
+    resume_point: int
+    vbar: int
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    profile: str | None = None
+    events: tuple[EventInfo, ...] = ()
+
+
+@dataclass(frozen=True)
 class TargetInfo:
-    """What the hello line and the target's configuration say about it."""
+    """Everything a testcase may know of its target: the guest's facts, the target's
+    configuration (profile, events, capabilities) and the session's probe.
+
+    Built once per target by the lab layer (:func:`apflab.lab.targetinfo.describe`).
+    """
 
     name: str
     profile: Profile
@@ -221,6 +286,8 @@ class TargetInfo:
     events: tuple[EventInfo, ...] = ()
 
     def has(self, capability: str) -> bool:
+        """Whether the target has ``capability``; a name apflab.capabilities does not know is an error."""
+        check_capabilities((capability,))
         return capability in self.capabilities
 
     def find_events(
@@ -256,9 +323,52 @@ class TargetInfo:
 
 
 class Guest(abc.ABC):
-    """One target, as testcases drive it."""
+    """One target, as testcases drive it.
 
-    info: TargetInfo
+    The operations in :attr:`OPERATIONS` are what a target implements (the abstract
+    ones always, the host-side ones where it can; the defaults raise Unsupported);
+    wrappers pass exactly these through, and the agent protocol carries each of them
+    (apflab.agent.grammar). ``facts`` is what the guest says of itself; ``info`` is set
+    once by the lab layer from the facts, the target's configuration and the probe.
+    """
+
+    #: The target operations, in the contract's order.
+    OPERATIONS: ClassVar[tuple[str, ...]] = (
+        "call",
+        "set_handler",
+        "select_pe",
+        "regs",
+        "inject",
+        "raise_irq",
+        "reset",
+        "fault",
+        "tick",
+        "apf_command",
+        "irq_level",
+        "mem_read32",
+        "mem_write32",
+        "save_state",
+        "restore_state",
+        "restore_snapshot",
+    )
+
+    name: str = "guest"
+    _info: TargetInfo | None = None
+
+    @property
+    @abc.abstractmethod
+    def facts(self) -> GuestFacts:
+        """What the guest says of itself (its agent's HELLO)."""
+
+    @property
+    def info(self) -> TargetInfo:
+        if self._info is None:
+            raise TargetError(f"{self.name}: no TargetInfo yet; the lab layer builds it (apflab.lab.targetinfo)")
+        return self._info
+
+    @info.setter
+    def info(self, value: TargetInfo) -> None:
+        self._info = value
 
     @abc.abstractmethod
     def call(self, fid: int, *args: int) -> CallResult:
@@ -288,13 +398,20 @@ class Guest(abc.ABC):
     def reset(self) -> None:
         """Return the target to its power-on SDEI state: nothing registered, PEs masked."""
 
+    def restart(self) -> None:
+        """Start the target afresh (a case that may wedge it runs in a fresh one); by default a reset."""
+        self.reset()
+
+    def discard(self) -> None:  # noqa: B027 - optional hook
+        """The last case may have left a state RESET cannot undo: restart before the next one."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the guest holds (a process, a console)."""
 
     # -------------------------------------------------- host side (APF, migration)
 
     def _unsupported(self, capability: str) -> Unsupported:
-        return Unsupported(f"target {self.info.name} lacks capability '{capability}'")
+        return Unsupported(f"target {self.name} lacks capability '{capability}'")
 
     def fault(self, pe: int, gfn: int, privileged: bool = False, latency_us: int | None = None) -> CallResult:
         """A stage-2 fault needing I/O on ``gfn``: x0 = 0 sync, 1 async (x1 = token), 2 in flight."""
@@ -313,9 +430,11 @@ class Guest(abc.ABC):
         raise self._unsupported("apf-host")
 
     def mem_read32(self, gpa: int) -> int:
+        """A 32-bit word of guest memory."""
         raise self._unsupported("mem")
 
     def mem_write32(self, gpa: int, value: int) -> None:
+        """Write a 32-bit word of guest memory."""
         raise self._unsupported("mem")
 
     def save_state(self) -> bytes:
@@ -337,8 +456,9 @@ class Guest(abc.ABC):
         return self.info.profile
 
     def require(self, capability: str, why: str = "") -> None:
+        """SKIP (Unsupported) unless the target has ``capability``, a name of apflab.capabilities."""
         if not self.info.has(capability):
-            text = f"target {self.info.name} lacks capability '{capability}'"
+            text = f"target {self.name} lacks capability '{capability}'"
             raise Unsupported(f"{text}: {why}" if why else text)
 
     def trigger_steps(self, event: EventInfo, pe: int = 0) -> HandlerStep:
@@ -349,23 +469,16 @@ class Guest(abc.ABC):
             return Inject(pe, event.number)
         if event.intid is not None and self.info.has("irq"):
             return Irq(pe, event.intid)
-        raise Unsupported(f"target {self.info.name} cannot trigger event {event.number:#x}")
+        raise Unsupported(f"target {self.name} cannot trigger event {event.number:#x}")
 
     def trigger(self, event: EventInfo, pe: int = 0) -> CallResult:
         """Raise ``event`` on ``pe`` from the main context; returns what that caused."""
         step = self.trigger_steps(event, pe)
         return self.run_step(step)
 
-    def run_step(self, step: HandlerStep) -> CallResult:
-        if isinstance(step, Call):
-            return self.call(step.fid, *step.args)
-        if isinstance(step, Inject):
-            return self.inject(step.event, step.pe)
-        if isinstance(step, Irq):
-            return self.raise_irq(step.intid, step.pe)
-        if isinstance(step, Fault):
-            return self.fault(step.pe, step.gfn, step.privileged)
-        raise ValueError(f"{step!r} runs inside a handler only")
+    def run_step(self, step: HandlerStep) -> Any:
+        """Make a handler step from the main context: it is the Guest operation of the same name."""
+        return step.apply(self)
 
     @property
     def sdei(self) -> SdeiCalls:
@@ -385,13 +498,7 @@ class SdeiCalls:
         return self._c(Fn.VERSION)
 
     def register(
-        self,
-        event: int,
-        *,
-        arg: int = 0,
-        ep: int | None = None,
-        flags: int = sdei.Routing.RM_ANY,
-        affinity: int = 0,
+        self, event: int, *, arg: int = 0, ep: int | None = None, flags: int = sdei.Routing.RM_ANY, affinity: int = 0
     ) -> CallResult:
         entry = self.guest.info.entry_point if ep is None else ep
         return self._c(Fn.EVENT_REGISTER, event, entry, arg, flags, affinity)
@@ -446,4 +553,3 @@ class SdeiCalls:
 
     def shared_reset(self) -> CallResult:
         return self._c(Fn.SHARED_RESET)
-

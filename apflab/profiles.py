@@ -74,9 +74,7 @@ KVM_V4_DEVIATIONS: tuple[Deviation, ...] = (
         "abi.md 3.1",
     ),
     Deviation(
-        "resets_vm_wide",
-        "PRIVATE/SHARED_RESET drop idle events VM-wide and always return SUCCESS",
-        "abi.md 3.4",
+        "resets_vm_wide", "PRIVATE/SHARED_RESET drop idle events VM-wide and always return SUCCESS", "abi.md 3.4"
     ),
     Deviation(
         "masked_injection_dropped",
@@ -164,9 +162,7 @@ TARGET_DEVIATIONS: dict[str, Deviation] = {
 }
 
 #: Every deviation name any profile or target knows: a testcase naming another is a bug in it.
-KNOWN_DEVIATIONS = frozenset(d.name for p in PROFILES.values() for d in p.deviations) | frozenset(
-    TARGET_DEVIATIONS
-)
+KNOWN_DEVIATIONS = frozenset(d.name for p in PROFILES.values() for d in p.deviations) | frozenset(TARGET_DEVIATIONS)
 
 
 class UnknownProfile(ValueError):

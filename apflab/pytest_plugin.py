@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from apflab.abi import sdei, smccc
 from apflab.guest import Guest, TargetError, TargetInfo, Unsupported
 from apflab.results import CaseRecord, Metric, ResultLog, provenance, summary_line
 from apflab.verdict import KFAIL_PREFIX, Expect, Verdict
@@ -34,8 +32,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--target", default=None, help=f"target from lab.yaml to run on (default: {DEFAULT_TARGET})")
     group.addoption("--apflab-junit", default=None, metavar="PATH", help="JUnit XML, rewritten after every test")
     group.addoption("--apflab-metrics", default=None, metavar="PATH", help="metrics JSON (name, value, unit)")
-    group.addoption("--fresh-target-each", action="store_true",
-                    help="restart the target for every case, as kvm-unit-tests boots one VM per test")  # fmt: skip
+    group.addoption(
+        "--fresh-target-each",
+        action="store_true",
+        help="restart the target for every case, as kvm-unit-tests boots one VM per test",
+    )
 
 
 def _lab_file(config: pytest.Config) -> Path | None:
@@ -83,9 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     testcases = Path(config.rootpath) / "testcases"
-    missing = [
-        i.nodeid for i in items if testcases in Path(i.path).parents and i.get_closest_marker("spec") is None
-    ]
+    missing = [i.nodeid for i in items if testcases in Path(i.path).parents and i.get_closest_marker("spec") is None]
     if missing:
         raise pytest.UsageError(f"testcases without @spec(section, claim): {', '.join(missing[:5])}")
 
@@ -109,39 +108,15 @@ def apflab_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
     if target is None:
         pytest.fail(f"target {name!r} is not in the environment", pytrace=False)
     try:
-        driver = target.get_driver(GuestProtocol)
-        guest = driver.guest()
+        guest = target.get_driver(GuestProtocol).guest()  # booted, HELLO, probed, described
     except (TargetError, OSError) as exc:
         pytest.fail(f"target {name} did not come up: {exc}", pytrace=False)
-    try:
-        probe_capabilities(guest)
-    except TargetError as exc:
-        pytest.fail(f"target {name} did not answer the capability probe: {exc}", pytrace=False)
     log = config.stash[LOG_KEY]
     log.suite_properties["profile"] = guest.info.profile.name
     log.suite_properties["conduit"] = guest.info.conduit
     log.suite_properties["capabilities"] = ",".join(sorted(guest.info.capabilities))
     yield guest
     env.cleanup()
-
-
-def probe_capabilities(guest: Guest) -> None:
-    """Ask the target once what it implements (SDEI_VERSION, SMCCC_VERSION, FEATURES).
-
-    A target whose SDEI_VERSION answers NOT_SUPPORTED has no SDEI: its SDEI cases SKIP.
-    """
-    caps = set(guest.info.capabilities)
-    version = guest.call(sdei.Fn.VERSION).ret
-    if version >= 0 and sdei.version_fields(version)[0] == 1:
-        caps.add("sdei")
-    smccc_version = guest.call(smccc.SMCCC_VERSION).ret
-    if smccc_version >= 0 and smccc.version_fields(smccc_version) >= (1, 1):
-        caps.add("smccc-1.1")
-    if "sdei" in caps:
-        slots = guest.call(sdei.Fn.FEATURES, sdei.Feature.BIND_SLOTS).ret
-        if slots != sdei.NOT_SUPPORTED and (slots < 0 or slots & 0xFFFFFFFF):
-            caps.add("bind-slots")
-    guest.info = dataclasses.replace(guest.info, capabilities=frozenset(caps))
 
 
 @pytest.fixture
@@ -151,19 +126,15 @@ def guest(apflab_guest: Guest, request: pytest.FixtureRequest) -> Iterator[Guest
     Cases marked ``fresh_target`` (known or suspected to wedge a target) get a target
     restarted for them, and the next case gets another.
     """
-    fresh = request.node.get_closest_marker("fresh_target") is not None or request.config.getoption(
-        "fresh_target_each"
-    )
-    restart = getattr(apflab_guest, "restart", None)
-    if fresh and callable(restart):
-        restart()
+    fresh = request.node.get_closest_marker("fresh_target") is not None or request.config.getoption("fresh_target_each")
+    if fresh:
+        apflab_guest.restart()
     else:
         apflab_guest.reset()
     apflab_guest.select_pe(0)
     yield apflab_guest
-    discard = getattr(apflab_guest, "discard", None)
-    if fresh and callable(discard):
-        discard()
+    if fresh:
+        apflab_guest.discard()
 
 
 @pytest.fixture

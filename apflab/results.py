@@ -53,8 +53,11 @@ def git_commit(root: Path) -> str:
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() or "unknown"
@@ -87,8 +90,9 @@ def atomic_write(path: Path, data: bytes) -> None:
 class ResultLog:
     """Collects one pytest session's results and keeps the files on disk current."""
 
-    def __init__(self, suite_name: str, suite_properties: dict[str, str],
-                 junit: Path | None, metrics: Path | None) -> None:  # fmt: skip
+    def __init__(
+        self, suite_name: str, suite_properties: dict[str, str], junit: Path | None, metrics: Path | None
+    ) -> None:
         self.suite_name = suite_name
         self.suite_properties = suite_properties
         self.junit = junit
@@ -112,8 +116,11 @@ class ResultLog:
         if self.junit is not None:
             atomic_write(self.junit, self._junit_bytes())
         if self.metrics_path is not None:
-            doc = {"version": METRICS_VERSION, "properties": self.suite_properties,
-                   "metrics": [asdict(m) for m in self.metrics]}  # fmt: skip
+            doc = {
+                "version": METRICS_VERSION,
+                "properties": self.suite_properties,
+                "metrics": [asdict(m) for m in self.metrics],
+            }
             atomic_write(self.metrics_path, json.dumps(doc, indent=1).encode())
 
     def _junit_bytes(self) -> bytes:

@@ -26,13 +26,22 @@ MODEL_TARGETS = ("model", "model-kvm-v4")
 def run_target(target: str, out: Path, extra: list[str], lab: str | None) -> int:
     tdir = out / target
     cmd = [
-        sys.executable, "-m", "pytest", "testcases", "-q", "-p", "no:cacheprovider",
-        "--target", target,
-        "--apflab-junit", str(tdir / "junit.xml"),
-        "--apflab-metrics", str(tdir / "metrics.json"),
+        sys.executable,
+        "-m",
+        "pytest",
+        "testcases",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--target",
+        target,
+        "--apflab-junit",
+        str(tdir / "junit.xml"),
+        "--apflab-metrics",
+        str(tdir / "metrics.json"),
         *(["--lg-env", lab] if lab else []),
         *extra,
-    ]  # fmt: skip
+    ]
     print(f"== {target}: {' '.join(cmd[1:])}", flush=True)
     return subprocess.run(cmd, check=False).returncode
 

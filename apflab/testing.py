@@ -1,17 +1,41 @@
 """What a testcase imports: the spec marker, the Guest vocabulary, and Known deviations.
 
-    from apflab.testing import spec, Known, Handler, Call
+from apflab.testing import spec, Known, Handler, Call
 
-    @spec("DEN0054C 5.1.3", "Enabling an enabled event is permitted and has no effect")
-    def test_enable_twice(guest, expect, event): ...
+@spec("DEN0054C 5.1.3", "Enabling an enabled event is permitted and has no effect")
+def test_enable_twice(guest, expect, event): ...
 """
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import pytest
 
-from apflab.guest import Call, CallResult, Delivery, EventInfo, Guest, Handler, Inject, Irq, Unsupported
-from apflab.verdict import Expect, Known
+from apflab.guest import (
+    Call,
+    CallResult,
+    Delivery,
+    EventInfo,
+    Fault,
+    Guest,
+    Handler,
+    Inject,
+    Irq,
+    Read32,
+    Snapshot,
+    TargetError,
+    TargetInfo,
+    Tick,
+    Unsupported,
+    Write32,
+)
+from apflab.verdict import WEDGED, Expect, Known
+
+
+def not_applicable(guest: Guest, reason: str) -> NoReturn:
+    """SKIP a case that does not apply to this target (not a missing capability: a property of it)."""
+    raise Unsupported(f"target {guest.name}: {reason}")
 
 
 def spec(section: str, claim: str) -> pytest.MarkDecorator:
@@ -22,16 +46,25 @@ def spec(section: str, claim: str) -> pytest.MarkDecorator:
 
 
 __all__ = [
+    "WEDGED",
     "Call",
     "CallResult",
     "Delivery",
     "EventInfo",
     "Expect",
+    "Fault",
     "Guest",
     "Handler",
     "Inject",
     "Irq",
     "Known",
+    "Read32",
+    "Snapshot",
+    "TargetError",
+    "TargetInfo",
+    "Tick",
     "Unsupported",
+    "Write32",
+    "not_applicable",
     "spec",
 ]

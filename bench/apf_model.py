@@ -118,11 +118,15 @@ def main() -> None:
     print("apflab APF model benchmark")
     for label, fn in (("the model (machine level)", machine_cycles), ("through the Guest contract", cycles)):
         elapsed = fn(args.cycles)
-        print(f"  {label:27} {args.cycles} full not-present/page-ready cycles: {elapsed:.2f} s  "
-              f"({args.cycles / elapsed:,.0f} cycles/s)")  # fmt: skip
+        print(
+            f"  {label:27} {args.cycles} full not-present/page-ready cycles: {elapsed:.2f} s  "
+            f"({args.cycles / elapsed:,.0f} cycles/s)"
+        )
     t_save, t_restore, size = migration()
-    print(f"  save of 4 PEs x 64 outstanding faults: {t_save * 1e3:.1f} ms ({size} bytes); "
-          f"restore: {t_restore * 1e3:.1f} ms")  # fmt: skip
+    print(
+        f"  save of 4 PEs x 64 outstanding faults: {t_save * 1e3:.1f} ms ({size} bytes); "
+        f"restore: {t_restore * 1e3:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

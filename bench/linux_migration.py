@@ -64,14 +64,18 @@ def main() -> None:
     finally:
         strategy.transition("off")
         env.cleanup()
-    print(f"completion notice latency over {len(latencies)} pre-copy migrations: median "
-          f"{statistics.median(latencies):.2f} ms, max {max(latencies):.2f} ms (goal < 10 ms)")  # fmt: skip
+    print(
+        f"completion notice latency over {len(latencies)} pre-copy migrations: median "
+        f"{statistics.median(latencies):.2f} ms, max {max(latencies):.2f} ms (goal < 10 ms)"
+    )
     print()
     print(markdown(rows, [*COLUMNS, "Guest", "Driver wall time"]))
     print()
-    print(f"workload across the post-copy migration: Time- {result.time_s:.3f} s, Calculation- "
-          f"{result.calc_millions}m, {result.passes} passes over {result.mem_mb} MB; Time+ skipped: "
-          f"{strategy.apf_switch()[1] or 'APF switchable'}")  # fmt: skip
+    print(
+        f"workload across the post-copy migration: Time- {result.time_s:.3f} s, Calculation- "
+        f"{result.calc_millions}m, {result.passes} passes over {result.mem_mb} MB; Time+ skipped: "
+        f"{strategy.apf_switch()[1] or 'APF switchable'}"
+    )
 
 
 if __name__ == "__main__":

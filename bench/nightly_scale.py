@@ -32,8 +32,23 @@ sys.path.insert(0, str(ROOT))
 
 
 def run(lab, places: int, out: Path, suite: str, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "apflab", "nightly", "pool=bench", "-n", str(places), "--deadline", "30",
-           "--coordinator", lab.address, "--suite", suite, "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "apflab",
+        "nightly",
+        "pool=bench",
+        "-n",
+        str(places),
+        "--deadline",
+        "30",
+        "--coordinator",
+        lab.address,
+        "--suite",
+        suite,
+        "--out",
+        str(out),
+    ]
     if extra:
         cmd.append("--pytest-args=" + " ".join(extra))  # "=": the value starts with "-"
     t = time.perf_counter()
@@ -80,8 +95,10 @@ def main() -> int:
         print("|---|---|---|---|---|---|---|---|")
         for n, r in rows.items():
             coord = r["places_s"] + r["release_s"]
-            print(f"| {n} | {r['tests']:.0f} | {r['wall']:.2f} | {base / r['wall']:.2f}x | {r['pytest_s']:.2f} "
-                  f"| {r['places_s']:.3f} | {r['release_s']:.3f} | {coord / n:.3f} |")  # fmt: skip
+            print(
+                f"| {n} | {r['tests']:.0f} | {r['wall']:.2f} | {base / r['wall']:.2f}x | {r['pytest_s']:.2f} "
+                f"| {r['places_s']:.3f} | {r['release_s']:.3f} | {coord / n:.3f} |"
+            )
         leftovers = lab.leftovers()
     print()
     print("wall: the whole `apflab nightly` command (Python start-up, coordinator, pytest, merge)")

@@ -43,11 +43,15 @@ def main() -> None:
         scenario_b(args.runs, seed=i + 1)
         b_tables.append(time.perf_counter() - t0)
     print(f"apflab perf model benchmark ({args.repeat} repeats; {faults:,} asynchronous faults per scenario A job)")
-    print(f"  scenario A table ({4 * args.runs} jobs)   median {statistics.median(tables):6.2f} s   "
-          f"min {min(tables):6.2f} s   (goal < 2 s)")  # fmt: skip
+    print(
+        f"  scenario A table ({4 * args.runs} jobs)   median {statistics.median(tables):6.2f} s   "
+        f"min {min(tables):6.2f} s   (goal < 2 s)"
+    )
     print(f"  one scenario A job (-t, APF)   median {statistics.median(jobs):6.3f} s   min {min(jobs):6.3f} s")
-    print(f"  scenario B table ({2 * args.runs} jobs)   median {statistics.median(b_tables):6.2f} s   "
-          f"min {min(b_tables):6.2f} s")  # fmt: skip
+    print(
+        f"  scenario B table ({2 * args.runs} jobs)   median {statistics.median(b_tables):6.2f} s   "
+        f"min {min(b_tables):6.2f} s"
+    )
 
 
 if __name__ == "__main__":

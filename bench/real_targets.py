@@ -64,10 +64,14 @@ def main() -> None:
     print("apflab real-target benchmark")
     for target in ("qemu-tfa", "qemu"):
         boots, rt = boots_and_round_trip(target, args.boots, args.calls)
-        print(f"  {target:9} boot to agent ready   median {statistics.median(boots) * 1e3:7.1f} ms   "
-              f"min {min(boots) * 1e3:7.1f} ms  ({len(boots)} boots)")  # fmt: skip
-        print(f"  {target:9} CALL round trip       median {rt[len(rt) // 2] * 1e6:7.0f} us   "
-              f"p99 {rt[int(len(rt) * 0.99)] * 1e6:7.0f} us  ({len(rt)} calls)")  # fmt: skip
+        print(
+            f"  {target:9} boot to agent ready   median {statistics.median(boots) * 1e3:7.1f} ms   "
+            f"min {min(boots) * 1e3:7.1f} ms  ({len(boots)} boots)"
+        )
+        print(
+            f"  {target:9} CALL round trip       median {rt[len(rt) // 2] * 1e6:7.0f} us   "
+            f"p99 {rt[int(len(rt) * 0.99)] * 1e6:7.0f} us  ({len(rt)} calls)"
+        )
     one = [suite() for _ in range(args.runs)]
     each = [suite("--fresh-target-each") for _ in range(args.runs)]
     t_one = statistics.median(t for t, _ in one)

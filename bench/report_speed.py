@@ -26,15 +26,23 @@ VERDICTS = ["PASS"] * 14 + ["KFAIL", "SKIP", "FAIL", "XFAIL"]
 def junit_file(path: Path, target: str, run: int, cases: int, rng: random.Random) -> None:
     profile = "kvm-v4" if rng.random() < 0.5 else "spec"
     out = ['<?xml version="1.0" encoding="utf-8"?>\n<testsuites>']
-    out.append(f'<testsuite name="apflab.{target}" tests="{cases}" time="1.0"><properties>'
-               f'<property name="target" value="{target}" /><property name="profile" value="{profile}" />'
-               f'<property name="apflab_version" value="0.1.0" /><property name="run" value="{run}" />'
-               f'</properties>')  # fmt: skip
+    out.append(
+        f'<testsuite name="apflab.{target}" tests="{cases}" time="1.0"><properties>'
+        f'<property name="target" value="{target}" /><property name="profile" value="{profile}" />'
+        f'<property name="apflab_version" value="0.1.0" /><property name="run" value="{run}" />'
+        f"</properties>"
+    )
     for i in range(cases):
         verdict = rng.choice(VERDICTS)
         section = f"DEN0054C 5.1.{i % 60}"
-        props = {"spec_section": section, "claim": f"claim {i} of the spec", "target": target, "profile": profile,
-                 "verdict": verdict, "duration_s": "0.000200"}  # fmt: skip
+        props = {
+            "spec_section": section,
+            "claim": f"claim {i} of the spec",
+            "target": target,
+            "profile": profile,
+            "verdict": verdict,
+            "duration_s": "0.000200",
+        }
         body = ""
         if verdict in ("KFAIL", "SKIP", "XFAIL"):
             props["reason"] = f"kvm-v4: deviation_{i % 7}: predicted by the profile"
@@ -44,8 +52,10 @@ def junit_file(path: Path, target: str, run: int, cases: int, rng: random.Random
             tail = "\n".join(f"console line {n}: <EV 0x{n:x}> password=hunter2" for n in range(30))
             body = f"<failure message={quoteattr(props['reason'])}>{tail.replace('<', '&lt;')}</failure>"
         prop_xml = "".join(f"<property name={quoteattr(k)} value={quoteattr(v)} />" for k, v in props.items())
-        out.append(f'<testcase name="test_{i}" classname="testcases.sdei.test_bench" time="0.0002">'
-                   f"<properties>{prop_xml}</properties>{body}</testcase>")  # fmt: skip
+        out.append(
+            f'<testcase name="test_{i}" classname="testcases.sdei.test_bench" time="0.0002">'
+            f"<properties>{prop_xml}</properties>{body}</testcase>"
+        )
     out.append("</testsuite></testsuites>\n")
     path.write_text("".join(out))
 
@@ -82,13 +92,18 @@ def main() -> None:
             totals.append(t2 - t0)
         size = (base / "out0" / "report.html").stat().st_size
     n = args.files * args.cases
-    print(f"apflab report benchmark ({args.files} JUnit files x {args.cases} cases = {n:,} cases, {suites} suites; "
-          f"{args.repeat} repeats)")  # fmt: skip
+    print(
+        f"apflab report benchmark ({args.files} JUnit files x {args.cases} cases = {n:,} cases, {suites} suites; "
+        f"{args.repeat} repeats)"
+    )
     print(f"  merge                 median {statistics.median(merges):6.2f} s   min {min(merges):6.2f} s")
-    print(f"  build (HTML + MD)     median {statistics.median(builds):6.2f} s   min {min(builds):6.2f} s   "
-          f"(report.html {size / 1024:.0f} KiB)")  # fmt: skip
-    print(f"  merge + build         median {statistics.median(totals):6.2f} s   min {min(totals):6.2f} s   "
-          "(goal < 2 s)")  # fmt: skip
+    print(
+        f"  build (HTML + MD)     median {statistics.median(builds):6.2f} s   min {min(builds):6.2f} s   "
+        f"(report.html {size / 1024:.0f} KiB)"
+    )
+    print(
+        f"  merge + build         median {statistics.median(totals):6.2f} s   min {min(totals):6.2f} s   (goal < 2 s)"
+    )
 
 
 if __name__ == "__main__":

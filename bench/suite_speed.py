@@ -68,11 +68,15 @@ def main() -> None:
 
     print(f"apflab spine benchmark ({args.runs} runs each; {cases})")
     print(f"  whole model suite, in process   median {statistics.median(suite):6.2f} s   min {min(suite):6.2f} s")
-    print(f"  whole model suite, over a pipe  median {statistics.median(suite_pipe):6.2f} s   "
-          f"min {min(suite_pipe):6.2f} s")  # fmt: skip
+    print(
+        f"  whole model suite, over a pipe  median {statistics.median(suite_pipe):6.2f} s   "
+        f"min {min(suite_pipe):6.2f} s"
+    )
     print(f"  one testcase alone              median {statistics.median(one):6.2f} s   min {min(one):6.2f} s")
-    print(f"  agent round trip over a pipe    median {rt[len(rt) // 2] * 1e6:6.0f} us  "
-          f"p99 {rt[int(len(rt) * 0.99)] * 1e6:6.0f} us  ({args.calls} calls)")  # fmt: skip
+    print(
+        f"  agent round trip over a pipe    median {rt[len(rt) // 2] * 1e6:6.0f} us  "
+        f"p99 {rt[int(len(rt) * 0.99)] * 1e6:6.0f} us  ({args.calls} calls)"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from apflab.abi.sdei import EventType, Priority
-from apflab.guest import EventInfo, Guest, Unsupported
+from apflab.testing import EventInfo, Guest, Unsupported
 
 
 def pick(guest: Guest, what: str, **kw: object) -> EventInfo:

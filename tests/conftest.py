@@ -15,15 +15,24 @@ def run_pytest(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess
     """Run pytest in a child process, as a user would, and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def run_apflab(*args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "apflab", *args],
-        cwd=ROOT, capture_output=True, text=True, input=input, timeout=timeout, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -38,7 +38,12 @@ def test_decode_inverts_encode(t: int, c: int, owner: int, number: int) -> None:
 def test_return_codes() -> None:
     assert (smccc.SUCCESS, smccc.NOT_SUPPORTED, smccc.NOT_REQUIRED, smccc.INVALID_PARAMETER) == (0, -1, -2, -3)
     assert (sdei.NOT_SUPPORTED, sdei.INVALID_PARAMETERS, sdei.DENIED, sdei.PENDING, sdei.OUT_OF_RESOURCE) == (
-        -1, -2, -3, -5, -10)  # fmt: skip
+        -1,
+        -2,
+        -3,
+        -5,
+        -10,
+    )
 
 
 def test_version_encodings() -> None:

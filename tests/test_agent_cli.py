@@ -28,8 +28,12 @@ def test_bad_input_then_good() -> None:
 
 
 def test_bad_arguments_are_one_line() -> None:
-    for args, word in ((["--profile", "nope"], "unknown profile"), (["--pes", "0"], "1 to 64 PEs"),
-                       (["--el", "3"], "EL1 or EL2"), (["--target", "qemu"], "--target model only")):  # fmt: skip
+    for args, word in (
+        (["--profile", "nope"], "unknown profile"),
+        (["--pes", "0"], "1 to 64 PEs"),
+        (["--el", "3"], "EL1 or EL2"),
+        (["--target", "qemu"], "--target model only"),
+    ):
         r = run_apflab("agent", *args, input="")
         assert r.returncode == 2, (args, r.stderr)
         assert word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

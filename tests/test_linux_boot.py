@@ -17,8 +17,9 @@ from labgrid import Environment
 from apflab.lab.linux import GuestBootError, QEMULinuxStrategy
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-system-aarch64") is None,
-                                reason="needs qemu-system-aarch64 (make test installs it)")  # fmt: skip
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-system-aarch64") is None, reason="needs qemu-system-aarch64 (make test installs it)"
+)
 
 
 def lab(tmp_path: Path, qemu: dict | None = None, shell: dict | None = None, name: str = "qemu-linux") -> Path:

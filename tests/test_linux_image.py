@@ -43,9 +43,13 @@ def test_module_closure_orders_dependencies_first(tmp_path: Path) -> None:
         path.write_bytes(b"\x7fELF junk\0license=GPL\0depends=" + depends.encode() + b"\0name=" + name.encode() + b"\0")
         return path
 
-    index = {"virtio_net": module("virtio_net", "net_failover"), "net_failover": module("net-failover", "failover"),
-             "failover": module("failover", ""), "virtio_pci": module("virtio_pci", "virtio_pci_modern_dev"),
-             "virtio_pci_modern_dev": module("virtio_pci_modern_dev", "")}  # fmt: skip
+    index = {
+        "virtio_net": module("virtio_net", "net_failover"),
+        "net_failover": module("net-failover", "failover"),
+        "failover": module("failover", ""),
+        "virtio_pci": module("virtio_pci", "virtio_pci_modern_dev"),
+        "virtio_pci_modern_dev": module("virtio_pci_modern_dev", ""),
+    }
     order = [name for name, _ in recipe.module_closure(index, ["virtio_pci", "virtio_net", "builtin_one"])]
     assert order == ["virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net"]
 

@@ -22,8 +22,9 @@ SRC = ROOT / "guest_payloads" / "async_pf"
 @pytest.fixture(scope="module")
 def async_pf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("async_pf")
-    r = subprocess.run(["make", "-s", "-C", str(SRC), f"OUT={out}", "host"], capture_output=True, text=True,
-                       timeout=120, check=False)  # fmt: skip
+    r = subprocess.run(
+        ["make", "-s", "-C", str(SRC), f"OUT={out}", "host"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert r.returncode == 0, r.stderr
     return out / "host" / "async_pf"
 
@@ -75,8 +76,10 @@ def test_parse_refuses_what_is_not_a_result() -> None:
 
 
 def test_parse_reads_the_apf_count_and_console_line_endings() -> None:
-    r = parse("noise\r\nASYNC_PF_RESULT version=1 passes=1 mem_mb=1024 threads=2 time_s=15.294 calc=1806000000 "
-              "majflt=0 minflt=5 apf=55000\r\n")  # fmt: skip
+    r = parse(
+        "noise\r\nASYNC_PF_RESULT version=1 passes=1 mem_mb=1024 threads=2 time_s=15.294 calc=1806000000 "
+        "majflt=0 minflt=5 apf=55000\r\n"
+    )
     assert r.apf == 55000 and r.calc_millions == 1806 and r.time_s == 15.294
 
 
@@ -92,10 +95,18 @@ def _result(time_s: float, calc_m: int = 0) -> WorkloadResult:
 
 
 #: seed-results.md scenario A: (Time-, Calculation-, Time+, Output), all ten rows.
-SEED_A = [(13.214, 0, 14.072, "+6.4%"), (13.329, 0, 14.150, "+6.1%"), (13.433, 0, 14.159, "+5.4%"),
-          (13.535, 0, 14.222, "+5.0%"), (13.553, 0, 14.328, "+5.7%"), (24.016, 1806, 15.294, "-36.3%"),
-          (24.264, 1826, 15.542, "-35.9%"), (24.579, 1835, 15.616, "-36.4%"), (27.230, 2257, 15.738, "-42.2%"),
-          (27.236, 2278, 15.862, "-41.7%")]  # fmt: skip
+SEED_A = [
+    (13.214, 0, 14.072, "+6.4%"),
+    (13.329, 0, 14.150, "+6.1%"),
+    (13.433, 0, 14.159, "+5.4%"),
+    (13.535, 0, 14.222, "+5.0%"),
+    (13.553, 0, 14.328, "+5.7%"),
+    (24.016, 1806, 15.294, "-36.3%"),
+    (24.264, 1826, 15.542, "-35.9%"),
+    (24.579, 1835, 15.616, "-36.4%"),
+    (27.230, 2257, 15.738, "-42.2%"),
+    (27.236, 2278, 15.862, "-41.7%"),
+]
 
 
 @pytest.mark.parametrize(("minus", "calc", "plus", "expected"), SEED_A)

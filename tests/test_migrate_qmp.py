@@ -19,8 +19,10 @@ pytestmark = pytest.mark.skipif(QEMU is None, reason="needs qemu-system-aarch64 
 @pytest.fixture
 def qmp(tmp_path: Path) -> Iterator[QMPSession]:
     sock = tmp_path / "qmp.sock"
-    proc = subprocess.Popen([QEMU, "-M", "virt", "-S", "-display", "none", "-nodefaults", "-qmp",
-                             f"unix:{sock},server=on,wait=off"], stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [QEMU, "-M", "virt", "-S", "-display", "none", "-nodefaults", "-qmp", f"unix:{sock},server=on,wait=off"],
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 15
     while not sock.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)

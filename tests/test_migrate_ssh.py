@@ -16,8 +16,10 @@ from apflab.migrate import HostError
 from apflab.migrate.localsshd import LocalSSHServer, free_port, write_keypair
 from apflab.migrate.remote import RemoteHost
 
-pytestmark = pytest.mark.skipif(shutil.which("sshd") is None and not Path("/usr/sbin/sshd").exists(),
-                                reason="needs Debian's openssh-server (make test installs it)")  # fmt: skip
+pytestmark = pytest.mark.skipif(
+    shutil.which("sshd") is None and not Path("/usr/sbin/sshd").exists(),
+    reason="needs Debian's openssh-server (make test installs it)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +29,14 @@ def sshd() -> Iterator[LocalSSHServer]:
 
 
 def host(s: LocalSSHServer, **kw: object) -> RemoteHost:
-    args = {"address": s.address, "port": s.port, "username": s.username, "keyfile": s.keyfile,
-            "known_hosts": s.known_hosts, "connect_timeout": 10.0} | kw  # fmt: skip
+    args = {
+        "address": s.address,
+        "port": s.port,
+        "username": s.username,
+        "keyfile": s.keyfile,
+        "known_hosts": s.known_hosts,
+        "connect_timeout": 10.0,
+    } | kw
     return RemoteHost(**args)  # type: ignore[arg-type]
 
 

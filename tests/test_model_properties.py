@@ -23,7 +23,7 @@ u64 = st.integers(0, (1 << 64) - 1)
 
 def event_numbers(profile: str) -> list[int]:
     guest = ModelGuest("m", PROFILES[profile], pes=PES)
-    return [e.number for e in guest.info.events] + [0x10000]
+    return [e.number for e in guest.facts.events] + [0x10000]
 
 
 def calls(profile: str):
@@ -37,9 +37,13 @@ def calls(profile: str):
     # REGISTER names the agent's handler (or 0): a handler elsewhere would crash any real agent too.
     register = st.builds(
         lambda pe, e, ep, a, flags, aff: (pe, int(Fn.EVENT_REGISTER), [e, ep, a, flags, aff]),
-        st.integers(0, PES - 1), ev, st.sampled_from([HANDLER_ENTRY, 0]), st.integers(0, 3),
-        st.integers(0, 3), st.sampled_from([0, 0x80000001, 0x80000002, 0xFF]),
-    )  # fmt: skip
+        st.integers(0, PES - 1),
+        ev,
+        st.sampled_from([HANDLER_ENTRY, 0]),
+        st.integers(0, 3),
+        st.integers(0, 3),
+        st.sampled_from([0, 0x80000001, 0x80000002, 0xFF]),
+    )
     enable = st.builds(lambda pe, e: (pe, int(Fn.EVENT_ENABLE), [e]), st.integers(0, PES - 1), ev)
     unmask = st.builds(lambda pe: (pe, int(Fn.PE_UNMASK), []), st.integers(0, PES - 1))
     return st.one_of(any_call, register, enable, unmask, apf_enable, apf_sub)
@@ -51,8 +55,9 @@ def handler_for(profile: str):
         st.builds(lambda f, a: Call(f, *a), st.sampled_from([int(f) for f in Fn]), st.lists(ev, max_size=3)),
         st.builds(Inject, st.integers(0, PES - 1), ev),
     )
-    return st.builds(lambda s, r: Handler(s, "resume" if r else "complete", once=True),
-                     st.lists(step, max_size=4), st.booleans())  # fmt: skip
+    return st.builds(
+        lambda s, r: Handler(s, "resume" if r else "complete", once=True), st.lists(step, max_size=4), st.booleans()
+    )
 
 
 def check(guest: ModelGuest) -> None:

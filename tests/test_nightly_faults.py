@@ -30,8 +30,9 @@ from apflab.nightly.standin import StandinLab, _bin, free_port
 from tests.conftest import ROOT, run_apflab
 
 _load_recipes()
-pytestmark = pytest.mark.skipif(not RECIPES["tfa"].fresh(cache_dir()),
-                                reason="TF-A image not built: run `apflab images tfa` (make test does)")  # fmt: skip
+pytestmark = pytest.mark.skipif(
+    not RECIPES["tfa"].fresh(cache_dir()), reason="TF-A image not built: run `apflab images tfa` (make test does)"
+)
 
 SMALL = "testcases/sdei/test_calls.py"
 OTHER = {"LG_USERNAME": "alice", "LG_HOSTNAME": "desk"}
@@ -47,14 +48,30 @@ def lab(tmp_path: Path) -> Iterator[StandinLab]:
 
 def labgrid_client(lab: StandinLab, *args: str, env: dict[str, str] | None = None) -> None:
     """Another user at work, through labgrid's own command line client."""
-    r = subprocess.run([_bin("labgrid-client"), "-x", lab.address, *args], env={**os.environ, **(env or {})},
-                       capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    r = subprocess.run(
+        [_bin("labgrid-client"), "-x", lab.address, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert r.returncode == 0, f"labgrid-client {' '.join(args)}: {r.stdout} {r.stderr}"
 
 
 def nightly(lab: StandinLab, out: Path, *args: str, suite: str = SMALL, timeout: float = 300):
-    return run_apflab("nightly", "pool=nightly", "--coordinator", lab.address, "--suite", suite,
-                      "--out", str(out), *args, timeout=timeout)  # fmt: skip
+    return run_apflab(
+        "nightly",
+        "pool=nightly",
+        "--coordinator",
+        lab.address,
+        "--suite",
+        suite,
+        "--out",
+        str(out),
+        *args,
+        timeout=timeout,
+    )
 
 
 def cases(junit: Path) -> dict[str, list[dict[str, str]]]:
@@ -73,8 +90,17 @@ def mine(lab: StandinLab) -> list[str]:
 def test_coordinator_unreachable(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     t = time.monotonic()
-    r = run_apflab("nightly", "pool=nightly", "--coordinator", f"127.0.0.1:{port}", "--connect-timeout", "5",
-                   "--out", str(tmp_path / "out"), timeout=60)  # fmt: skip
+    r = run_apflab(
+        "nightly",
+        "pool=nightly",
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--connect-timeout",
+        "5",
+        "--out",
+        str(tmp_path / "out"),
+        timeout=60,
+    )
     assert r.returncode == 2
     assert f"no labgrid coordinator answers at 127.0.0.1:{port}" in r.stderr
     assert time.monotonic() - t < 30
@@ -112,10 +138,15 @@ def test_no_place_free_by_the_deadline(lab: StandinLab, tmp_path: Path) -> None:
         labgrid_client(lab, "-p", "b2", "release", env=OTHER)
 
 
+def nightly_sdei_argv(lab: StandinLab, out: Path) -> list[str]:
+    """``apflab nightly`` of the SDEI suite over two stand-in places into ``out``."""
+    where = ["--coordinator", lab.address, "--suite", "testcases/sdei", "--out", str(out)]
+    return [sys.executable, "-m", "apflab", "nightly", "pool=nightly", "-n", "2", *where]
+
+
 def break_b2_mid_run(lab: StandinLab, out: Path, breaker) -> tuple[int, str, list[dict], list[dict]]:
     """Run the SDEI suite on b1 and b2; once b2 finished 3 cases, ``breaker()``; wait for the end."""
-    cmd = [sys.executable, "-m", "apflab", "nightly", "pool=nightly", "-n", "2", "--coordinator", lab.address,
-           "--suite", "testcases/sdei", "--out", str(out)]  # fmt: skip
+    cmd = nightly_sdei_argv(lab, out)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         b2 = out / "b2" / "junit.xml"
@@ -189,10 +220,10 @@ def test_board_that_never_answers(tmp_path: Path) -> None:
 
 def test_ctrl_c_gives_the_places_back(lab: StandinLab, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "apflab", "nightly", "pool=nightly", "-n", "2", "--coordinator", lab.address,
-           "--suite", "testcases/sdei", "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
+    cmd = nightly_sdei_argv(lab, out)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not any((out / b / "junit.xml").exists() for b in ("b1", "b2")):

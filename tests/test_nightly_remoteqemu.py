@@ -17,8 +17,9 @@ from apflab.images import RECIPES, _load_recipes, cache_dir
 
 localsshd = pytest.importorskip("apflab.migrate.localsshd")
 _load_recipes()
-pytestmark = pytest.mark.skipif(not RECIPES["agent"].fresh(cache_dir()),
-                                reason="agent image not built: run `apflab images agent` (make test does)")  # fmt: skip
+pytestmark = pytest.mark.skipif(
+    not RECIPES["agent"].fresh(cache_dir()), reason="agent image not built: run `apflab images agent` (make test does)"
+)
 
 
 def test_agent_over_ssh(tmp_path: Path) -> None:
@@ -28,15 +29,36 @@ def test_agent_over_ssh(tmp_path: Path) -> None:
         pytest.skip(f"no local sshd: {exc}")
     try:
         env_file = tmp_path / "lab.yaml"
-        env_file.write_text(yaml.safe_dump({"targets": {"board": {
-            "resources": {"NetworkService": {"address": sshd.address, "port": sshd.port, "username": sshd.username}},
-            "drivers": {
-                "SSHDriver": {"keyfile": str(sshd.keyfile), "connection_timeout": 20.0},
-                "RemoteQEMUDriver": {"kernel": "agent:agent.elf", "accel": "tcg", "cpu": "max,pauth-impdef=on",
-                                     "console_port": localsshd.free_port(), "workdir": str(tmp_path / "board")},
-                "AgentDriver": {"profile": "kvm-v4", "reply_timeout": 2.0, "ready_timeout": 20.0},
-            },
-        }}, "imports": ["apflab.lab"]}, sort_keys=False))  # fmt: skip
+        env_file.write_text(
+            yaml.safe_dump(
+                {
+                    "targets": {
+                        "board": {
+                            "resources": {
+                                "NetworkService": {
+                                    "address": sshd.address,
+                                    "port": sshd.port,
+                                    "username": sshd.username,
+                                }
+                            },
+                            "drivers": {
+                                "SSHDriver": {"keyfile": str(sshd.keyfile), "connection_timeout": 20.0},
+                                "RemoteQEMUDriver": {
+                                    "kernel": "agent:agent.elf",
+                                    "accel": "tcg",
+                                    "cpu": "max,pauth-impdef=on",
+                                    "console_port": localsshd.free_port(),
+                                    "workdir": str(tmp_path / "board"),
+                                },
+                                "AgentDriver": {"profile": "kvm-v4", "reply_timeout": 2.0, "ready_timeout": 20.0},
+                            },
+                        }
+                    },
+                    "imports": ["apflab.lab"],
+                },
+                sort_keys=False,
+            )
+        )
         env = Environment(str(env_file))
         try:
             target = env.get_target("board")

@@ -17,7 +17,7 @@ import pytest
 from junitparser import JUnitXml
 from junitparser.xunit2 import TestCase
 
-from apflab.cli import CliError
+from apflab.errors import CliError
 from apflab.images import RECIPES, _load_recipes, cache_dir
 from apflab.nightly.cli import parse_tags
 from apflab.nightly.session import coordinator_address
@@ -25,8 +25,9 @@ from apflab.nightly.standin import StandinLab
 from tests.conftest import ROOT, run_apflab
 
 _load_recipes()
-needs_tfa = pytest.mark.skipif(not RECIPES["tfa"].fresh(cache_dir()),
-                               reason="TF-A image not built: run `apflab images tfa` (make test does)")  # fmt: skip
+needs_tfa = pytest.mark.skipif(
+    not RECIPES["tfa"].fresh(cache_dir()), reason="TF-A image not built: run `apflab images tfa` (make test does)"
+)
 
 
 @pytest.fixture
@@ -40,8 +41,14 @@ def lab(tmp_path: Path) -> Iterator[StandinLab]:
 
 def collected(suite: str) -> list[str]:
     """What pytest collects in ``suite`` (target-independent): classname::name per case."""
-    r = subprocess.run([sys.executable, "-m", "pytest", suite, "--collect-only", "-q", "-p", "no:cacheprovider"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", suite, "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     ids = [line for line in r.stdout.splitlines() if "::" in line]
     return sorted(i.rsplit("::", 1)[0].removesuffix(".py").replace("/", ".") + "::" + i.rsplit("::", 1)[1] for i in ids)
 
@@ -58,8 +65,21 @@ def suites(junit: Path) -> dict[str, tuple[dict[str, str], list[str]]]:
 @needs_tfa
 def test_sdei_suite_over_two_places(lab: StandinLab, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = run_apflab("nightly", "pool=nightly", "-n", "2", "--deadline", "20", "--coordinator", lab.address,
-                   "--suite", "testcases/sdei", "--out", str(out), timeout=600)  # fmt: skip
+    r = run_apflab(
+        "nightly",
+        "pool=nightly",
+        "-n",
+        "2",
+        "--deadline",
+        "20",
+        "--coordinator",
+        lab.address,
+        "--suite",
+        "testcases/sdei",
+        "--out",
+        str(out),
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + lab.logs()
     found = suites(out / "junit.xml")
     assert set(found) == {"apflab.lab-qemu-tfa@b1", "apflab.lab-qemu-tfa@b2"}

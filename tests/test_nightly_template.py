@@ -21,8 +21,16 @@ from apflab.nightly.standin import HOST, StandinLab, free_port
 from tests.conftest import ROOT
 
 FILL_ENV = {"SSH_KEYFILE": "id_board", "KERNEL_RELEASE": "6.10.0-sdei-v4", "KERNEL_IMAGE": "Image-6.10.0-sdei-v4"}
-FILL_EXPORTER = {"BOARD": "altra1", "PDU_MODEL": "gude", "PDU_HOST": HOST, "PDU_OUTLET": "3",
-                 "SERIAL_ID": "FT4ABCDE", "BOARD_ADDRESS": HOST, "EXPORTER": "labhost1", "LAB_HOST": HOST}  # fmt: skip
+FILL_EXPORTER = {
+    "BOARD": "altra1",
+    "PDU_MODEL": "gude",
+    "PDU_HOST": HOST,
+    "PDU_OUTLET": "3",
+    "SERIAL_ID": "FT4ABCDE",
+    "BOARD_ADDRESS": HOST,
+    "EXPORTER": "labhost1",
+    "LAB_HOST": HOST,
+}
 
 
 def fill(text: str, values: dict[str, str]) -> str:
@@ -65,11 +73,17 @@ def test_exporter_template_renders_to_exportable_resources(tmp_path: Path) -> No
 def test_board_target_binds_through_a_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """lab-board made from a place whose exporter publishes a board's client-side resources."""
     config = tmp_path / "exporter.yaml"
-    config.write_text(yaml.safe_dump({"altra1": {
-        "NetworkPowerPort": {"model": "gude", "host": HOST, "index": 3},
-        "NetworkSerialPort": {"host": HOST, "port": free_port(), "protocol": "rfc2217"},  # ser2net's view
-        "NetworkService": {"address": HOST, "username": "root"},
-    }}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "altra1": {
+                    "NetworkPowerPort": {"model": "gude", "host": HOST, "index": 3},
+                    "NetworkSerialPort": {"host": HOST, "port": free_port(), "protocol": "rfc2217"},  # ser2net's view
+                    "NetworkService": {"address": HOST, "username": "root"},
+                }
+            }
+        )
+    )
     env_file = tmp_path / "lab.yaml"
     env_file.write_text(yaml.safe_dump({"targets": board_target(tmp_path), "imports": ["apflab.lab"]}))
     with StandinLab(tmp_path / "lab") as lab:

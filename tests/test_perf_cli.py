@@ -29,8 +29,17 @@ def test_scenario_a_prints_the_seed_table_and_writes_metrics(tmp_path: Path) -> 
 def test_scenario_b_prints_the_migration_figures() -> None:
     r = run_apflab("simulate", "scenario-b", "--runs", "1", "--metrics", "-")
     assert r.returncode == 0, r.stderr
-    for figure in ("total_time_ms", "downtime_ms", "setup_ms", "transferred_mb", "throughput_mbps",
-                   "dirty_sync_count", "page_size", "pages_per_second", "postcopy_requests"):  # fmt: skip
+    for figure in (
+        "total_time_ms",
+        "downtime_ms",
+        "setup_ms",
+        "transferred_mb",
+        "throughput_mbps",
+        "dirty_sync_count",
+        "page_size",
+        "pages_per_second",
+        "postcopy_requests",
+    ):
         assert figure in r.stdout
     assert "metrics:" not in r.stdout
 

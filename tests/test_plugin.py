@@ -38,8 +38,9 @@ def test_missing_lab_yaml(tmp_path: Path) -> None:
 
 def test_bad_driver_option(tmp_path: Path) -> None:
     env = tmp_path / "lab.yaml"
-    env.write_text("targets:\n  model:\n    drivers:\n      ModelDriver:\n        profile: kvm-v9\n"
-                   "imports:\n  - apflab.lab\n")  # fmt: skip
+    env.write_text(
+        "targets:\n  model:\n    drivers:\n      ModelDriver:\n        profile: kvm-v9\nimports:\n  - apflab.lab\n"
+    )
     r = run_pytest(ONE_CASE, "--lg-env", str(env))
     assert r.returncode != 0
     assert "kvm-v9" in r.stdout + r.stderr
@@ -76,16 +77,26 @@ def test_kfail_reason_in_junit(tmp_path: Path) -> None:
 
 def test_killed_run_leaves_valid_junit(tmp_path: Path) -> None:
     """A run killed half-way (SIGKILL, no teardown) still has valid files for what finished."""
-    (tmp_path / "test_dies.py").write_text(textwrap.dedent("""
+    (tmp_path / "test_dies.py").write_text(
+        textwrap.dedent("""
         import os, signal
         def test_one(): pass
         def test_two(): pass
         def test_three(): os.kill(os.getpid(), signal.SIGKILL)
         def test_four(): pass
-    """))
+    """)
+    )
     junit, metrics = tmp_path / "out" / "junit.xml", tmp_path / "out" / "metrics.json"
-    r = run_pytest(str(tmp_path), "--rootdir", str(tmp_path),
-                   "--apflab-junit", str(junit), "--apflab-metrics", str(metrics), cwd=tmp_path)  # fmt: skip
+    r = run_pytest(
+        str(tmp_path),
+        "--rootdir",
+        str(tmp_path),
+        "--apflab-junit",
+        str(junit),
+        "--apflab-metrics",
+        str(metrics),
+        cwd=tmp_path,
+    )
     assert r.returncode == -9, (r.returncode, r.stdout[-500:], r.stderr[-500:])
     xml = JUnitXml.fromfile(str(junit))
     names = [c.name for s in xml for c in s]

@@ -23,9 +23,15 @@ from tests.conftest import ROOT, run_apflab
 
 SUBSET = "test_smccc or test_bind or perf"
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-)  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 SCREENSHOT = ROOT / "reports" / "out" / "report-screenshot.png"
 
 
@@ -33,8 +39,12 @@ def _run(out: Path, *targets: str) -> Path:
     args = [a for t in targets for a in ("--target", t)]
     r = subprocess.run(
         [sys.executable, "-m", "apflab", "run", *args, "--out", str(out), "--", "-k", SUBSET],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"report: {out / 'report.html'}" in r.stdout
     return out
@@ -57,8 +67,13 @@ def chromium() -> str:
         return found
     if os.geteuid() != 0:
         pytest.skip("chromium is not installed (Debian package chromium): `make target-packages` as root installs it")
-    r = subprocess.run([str(ROOT / "targets" / "host-packages.sh"), "chromium:chromium"],
-                       capture_output=True, text=True, timeout=1200, check=False)  # fmt: skip
+    r = subprocess.run(
+        [str(ROOT / "targets" / "host-packages.sh"), "chromium:chromium"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
     found = _find_chromium()
     if r.returncode != 0 or not found:
         pytest.fail(f"installing chromium failed ({r.returncode}): {(r.stdout + r.stderr)[-1500:]}")
@@ -68,8 +83,11 @@ def chromium() -> str:
 def _chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_report_renders_in_chromium(runs: tuple[Path, Path], chromium: str, tmp_path: Path) -> None:
@@ -90,8 +108,14 @@ def test_the_report_renders_in_chromium(runs: tuple[Path, Path], chromium: str, 
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)
-    shot = _chromium(chromium, tmp_path / "profile2", "--hide-scrollbars", "--window-size=1400,2400",
-                     f"--screenshot={SCREENSHOT}", url)  # fmt: skip
+    shot = _chromium(
+        chromium,
+        tmp_path / "profile2",
+        "--hide-scrollbars",
+        "--window-size=1400,2400",
+        f"--screenshot={SCREENSHOT}",
+        url,
+    )
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert SCREENSHOT.read_bytes().startswith(b"\x89PNG") and SCREENSHOT.stat().st_size > 20_000
 

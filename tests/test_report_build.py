@@ -28,8 +28,13 @@ def write_target(out: Path, target: str, profile: str, extra_props: dict[str, st
     log = ResultLog(f"apflab.{target}", props, out / target / "junit.xml", out / target / "metrics.json")
 
     def case(name: str, verdict: Verdict, section: str, reason: str = "", details: str = "") -> CaseRecord:
-        p = {"spec_section": section, "claim": f"claim of {name}", "target": target, "profile": profile,
-             "verdict": verdict.value}  # fmt: skip
+        p = {
+            "spec_section": section,
+            "claim": f"claim of {name}",
+            "target": target,
+            "profile": profile,
+            "verdict": verdict.value,
+        }
         if reason:
             p["reason"] = reason
         return CaseRecord(f"testcases/x.py::{name}", "testcases.x", name, 0.01, verdict, reason, details, p)
@@ -40,8 +45,11 @@ def write_target(out: Path, target: str, profile: str, extra_props: dict[str, st
     log.add(case("test_xfail", Verdict.XFAIL, "DEN0054C 5.1.15", "expected"))
     log.add(case("test_status", Verdict.FAIL, "DEN0054C 5.1.7", f"got 1, the spec says 0 {HOSTILE}", CONSOLE))
     for run, (minus, plus) in enumerate(((13.3, 14.1), (13.5, 14.3)), 1):
-        for name, value, unit in (("time_minus", minus, "s"), ("time_plus", plus, "s"),
-                                  ("output_time", (plus / minus - 1) * 100, "%")):  # fmt: skip
+        for name, value, unit in (
+            ("time_minus", minus, "s"),
+            ("time_plus", plus, "s"),
+            ("output_time", (plus / minus - 1) * 100, "%"),
+        ):
             log.add_metric(Metric(f"perf.scenario-a.no-t.{run}.{name}", value, unit, "t", target))
     log.flush()
 
@@ -66,9 +74,17 @@ def test_reports_show_summary_matrix_failures_perf_provenance(results: Path) -> 
     line = "SUMMARY: 10 tests, 2 unexpected failures, 2 known failures, 2 expected failures, 2 skipped"
     assert line in html and line in md
     assert 'id="matrix"' in html
-    for text in ("DEN0054C 5.1.1", "DEN0054C 5.1.3", "DEN0054C 5.1.7", "DEN0054C 5.1.15",
-                 "board-a (spec)", "board-b (kvm-v4)", "enable_when_enabled_denied",
-                 "target lacks capability", "6.1.0-test"):  # fmt: skip
+    for text in (
+        "DEN0054C 5.1.1",
+        "DEN0054C 5.1.3",
+        "DEN0054C 5.1.7",
+        "DEN0054C 5.1.15",
+        "board-a (spec)",
+        "board-b (kvm-v4)",
+        "enable_when_enabled_denied",
+        "target lacks capability",
+        "6.1.0-test",
+    ):
         assert text in html, text
         assert text.replace("_", "\\_") in md, text
     assert "testcases.x::test_status" in html and "EV 0x40400001" in html

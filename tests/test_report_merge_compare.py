@@ -11,11 +11,20 @@ from tests.conftest import run_apflab
 
 
 def write_run(out: Path, target: str, verdicts: dict[str, Verdict], metrics: dict[str, float] | None = None) -> Path:
-    log = ResultLog(f"apflab.{target}", {"target": target, "profile": "spec"}, out / target / "junit.xml",
-                    out / target / "metrics.json")  # fmt: skip
+    log = ResultLog(
+        f"apflab.{target}",
+        {"target": target, "profile": "spec"},
+        out / target / "junit.xml",
+        out / target / "metrics.json",
+    )
     for name, verdict in verdicts.items():
-        props = {"spec_section": "DEN0054C 5.1.1", "claim": name, "target": target, "profile": "spec",
-                 "verdict": verdict.value}  # fmt: skip
+        props = {
+            "spec_section": "DEN0054C 5.1.1",
+            "claim": name,
+            "target": target,
+            "profile": "spec",
+            "verdict": verdict.value,
+        }
         reason = "" if verdict is Verdict.PASS else f"{verdict.value.lower()} reason"
         log.add(CaseRecord(f"testcases/x.py::{name}", "testcases.x", name, 0.01, verdict, reason, "", props))
     for name, value in (metrics or {}).items():
@@ -59,12 +68,18 @@ def _compare(old: Path, new: Path, *more: str) -> tuple[int, str, str]:
 
 
 def test_compare_reports_failures_fixes_changes_and_moved_metrics(tmp_path: Path) -> None:
-    old = write_run(tmp_path / "old", "model", {
-        "test_a": Verdict.PASS, "test_b": Verdict.FAIL, "test_c": Verdict.PASS, "test_gone": Verdict.PASS,
-    }, {"perf.scenario-a.t.mean.time_plus": 10.0, "perf.scenario-a.t.mean.time_minus": 20.0})  # fmt: skip
-    new = write_run(tmp_path / "new", "model", {
-        "test_a": Verdict.FAIL, "test_b": Verdict.PASS, "test_c": Verdict.KFAIL, "test_new": Verdict.PASS,
-    }, {"perf.scenario-a.t.mean.time_plus": 12.0, "perf.scenario-a.t.mean.time_minus": 20.5})  # fmt: skip
+    old = write_run(
+        tmp_path / "old",
+        "model",
+        {"test_a": Verdict.PASS, "test_b": Verdict.FAIL, "test_c": Verdict.PASS, "test_gone": Verdict.PASS},
+        {"perf.scenario-a.t.mean.time_plus": 10.0, "perf.scenario-a.t.mean.time_minus": 20.0},
+    )
+    new = write_run(
+        tmp_path / "new",
+        "model",
+        {"test_a": Verdict.FAIL, "test_b": Verdict.PASS, "test_c": Verdict.KFAIL, "test_new": Verdict.PASS},
+        {"perf.scenario-a.t.mean.time_plus": 12.0, "perf.scenario-a.t.mean.time_minus": 20.5},
+    )
     code, out, _ = _compare(old, new)
     assert code == 1
     assert "new failures: 1\n  model testcases.x::test_a (was PASS)" in out

@@ -52,9 +52,10 @@ def test_apflab_run_reports(tmp_path: Path) -> None:
     assert set(by_target) == {"model", "model-kvm-v4"}
     suites = Counter(
         TestCase.fromelem(c).classname.split(".")[1]
-        for s in merged for c in s
+        for s in merged
+        for c in s
         if {p.name: p.value for p in TestCase.fromelem(c).properties()}.get("target") == "model-kvm-v4"
-    )  # fmt: skip
+    )
     assert suites["apf"] >= 40 and suites["migration"] >= 15, suites
     assert sum(by_target["model"].values()) >= 150
     assert by_target["model"]["FAIL"] == 0 and by_target["model"]["KFAIL"] == 0

@@ -61,9 +61,7 @@ class FunctionId:
     reserved: int = 0
 
     def encode(self) -> int:
-        return call_val(self.call_type, self.convention, self.owner, self.number) | (
-            (self.reserved & 0xFF) << 16
-        )
+        return call_val(self.call_type, self.convention, self.owner, self.number) | ((self.reserved & 0xFF) << 16)
 
     @property
     def is_fast(self) -> bool:
@@ -72,12 +70,7 @@ class FunctionId:
 
 def call_val(call_type: int, convention: int, owner: int, number: int) -> int:
     """ARM_SMCCC_CALL_VAL: type<<31 | conv<<30 | (owner&0x3F)<<24 | (fn&0xFFFF)."""
-    return (
-        (int(call_type) & 1) << 31
-        | (int(convention) & 1) << 30
-        | (owner & 0x3F) << 24
-        | (number & 0xFFFF)
-    )
+    return (int(call_type) & 1) << 31 | (int(convention) & 1) << 30 | (owner & 0x3F) << 24 | (number & 0xFFFF)
 
 
 def decode(fid: int) -> FunctionId:

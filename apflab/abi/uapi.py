@@ -83,8 +83,9 @@ class KvmEventState:
 
     def pack(self) -> bytes:
         head = KVM_EVENT_HEAD.pack(self.num, self.refcount, self.route_mode & 0xFF, self.route_affinity)
-        body = struct.pack(f"<{2 * MAX_VCPUS + 2 * BITMAP_WORDS}Q", *self.entries, *self.params,
-                           *self.registered, *self.enabled)  # fmt: skip
+        body = struct.pack(
+            f"<{2 * MAX_VCPUS + 2 * BITMAP_WORDS}Q", *self.entries, *self.params, *self.registered, *self.enabled
+        )
         return head + body
 
     @classmethod
@@ -93,8 +94,16 @@ class KvmEventState:
         num, refcount, mode, aff = KVM_EVENT_HEAD.unpack_from(data)
         words = struct.unpack_from(f"<{2 * MAX_VCPUS + 2 * BITMAP_WORDS}Q", data, KVM_EVENT_HEAD.size)
         n = MAX_VCPUS
-        return cls(num, refcount, mode, aff, list(words[:n]), list(words[n : 2 * n]),
-                   list(words[2 * n : 2 * n + BITMAP_WORDS]), list(words[2 * n + BITMAP_WORDS :]))  # fmt: skip
+        return cls(
+            num,
+            refcount,
+            mode,
+            aff,
+            list(words[:n]),
+            list(words[n : 2 * n]),
+            list(words[2 * n : 2 * n + BITMAP_WORDS]),
+            list(words[2 * n + BITMAP_WORDS :]),
+        )
 
     @staticmethod
     def bit(bitmap: list[int], index: int) -> bool:
@@ -140,8 +149,13 @@ class VcpuState:
         _need(data, VCPU_STATE_SIZE, "kvm_sdei_vcpu_state")
         masked, crit, normal = VCPU_STATE_HEAD.unpack_from(data)
         o = VCPU_STATE_HEAD.size
-        return cls(masked, crit, normal, VcpuRegs.unpack(data[o : o + VCPU_REGS.size]),
-                   VcpuRegs.unpack(data[o + VCPU_REGS.size :]))  # fmt: skip
+        return cls(
+            masked,
+            crit,
+            normal,
+            VcpuRegs.unpack(data[o : o + VCPU_REGS.size]),
+            VcpuRegs.unpack(data[o + VCPU_REGS.size :]),
+        )
 
 
 @dataclass

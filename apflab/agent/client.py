@@ -9,18 +9,19 @@ seen, never in a hang.
 from __future__ import annotations
 
 import abc
+import inspect
 import os
 import select
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from apflab.abi.smccc import to_s64
+from apflab.agent import grammar
 from apflab.agent import protocol as p
-from apflab.guest import CallResult, Delivery, Guest, Handler, Regs, TargetError, TargetInfo
-from apflab.profiles import Profile, get_profile
+from apflab.guest import Guest, GuestFacts, TargetError
 
 
 class ByteStream(abc.ABC):
@@ -86,28 +87,49 @@ class ProcessStream(ByteStream):
 
 
 def model_agent_argv(profile: str, pes: int, el: int) -> list[str]:
-    return [sys.executable, "-m", "apflab", "agent", "--target", "model", "--profile", profile,
-            "--pes", str(pes), "--el", str(el)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "apflab",
+        "agent",
+        "--target",
+        "model",
+        "--profile",
+        profile,
+        "--pes",
+        str(pes),
+        "--el",
+        str(el),
+    ]
 
 
 class AgentGuest(Guest):
-    """Drives any agent (model or bare metal) through the protocol."""
+    """Drives any agent (model or bare metal) through the protocol.
 
-    def __init__(
-        self,
-        stream: ByteStream,
-        name: str,
-        *,
-        events: tuple = (),
-        timeout: float = 10.0,
-        extra_capabilities: frozenset[str] = frozenset(),
-        profile: Profile | None = None,
-    ) -> None:
+    Every target operation the protocol carries one to one (each request of
+    :data:`apflab.agent.grammar.REQUESTS` that names a Guest method) is a method made
+    from that description at import; what takes several requests is written here.
+    A request whose capability the agent did not announce in HELLO is refused here, as
+    Unsupported, without being sent.
+    """
+
+    def __init__(self, stream: ByteStream, name: str, *, timeout: float = 10.0) -> None:
         self.stream = stream
+        self.name = name
         self.timeout = timeout
         self._buffer = b""
         self.tail: deque[str] = deque(maxlen=20)
-        self.info = self._hello(name, events, extra_capabilities, profile)
+        version, fields = self._ask(grammar.request("HELLO"))
+        if version != p.VERSION:
+            raise TargetError(f"agent speaks protocol {version}, this client speaks {p.VERSION}")
+        try:
+            self._facts = p.facts_of_hello(fields)
+        except p.ProtocolError as exc:
+            raise TargetError(f"{exc}: {self.tail[-1][:120]}") from None
+
+    @property
+    def facts(self) -> GuestFacts:
+        return self._facts
 
     # ----------------------------------------------------------------- wire
 
@@ -128,7 +150,7 @@ class AgentGuest(Guest):
     def _tail_text(self) -> str:
         return "last lines: " + (" | ".join(self.tail) if self.tail else "(none)")
 
-    def _request(self, req: p.Request) -> list[str]:
+    def _exchange(self, req: p.Request) -> list[str]:
         """Send one request; return its reply lines, the final one last."""
         line = p.format_request(req)
         self.tail.append(f"> {line}")
@@ -140,121 +162,55 @@ class AgentGuest(Guest):
             if not text.strip():
                 continue
             head = text.split(maxsplit=1)[0]
-            if head == "EV":
+            if head in p.LEADING_WORDS:
                 lines.append(text)
-                continue
-            if head == "BLOB":
-                lines.append(text)
-                continue
-            if head in ("OK", "ERR", "HELLO", "REGS"):
-                lines.append(text)
+            elif head in p.FINAL_WORDS:
                 if head == "ERR":
                     raise TargetError(f"agent refused {line!r}: {text[4:]}")
+                lines.append(text)
                 return lines
-            # Anything else is console noise (a banner, a firmware message): keep it in the tail.
+            # Anything else is console noise (a banner, a firmware message): kept in the tail.
 
-    @staticmethod
-    def _ok_values(line: str) -> tuple[int, ...]:
-        return tuple(p.num(w) for w in line.split()[1:])
-
-    def _call_result(self, lines: list[str]) -> CallResult:
-        deliveries: list[Delivery] = [p.parse_ev(x) for x in lines[:-1]]
-        values = (*self._ok_values(lines[-1]), 0, 0, 0, 0)
-        return CallResult((values[0], values[1], values[2], values[3]), tuple(deliveries))
-
-    def _hello(self, name: str, events: tuple, extra: frozenset[str], profile: Profile | None) -> TargetInfo:
-        """HELLO; a bare-metal agent says ``profile=-`` and the target's config supplies it."""
-        lines = self._request(p.Hello())
-        version, f = p.parse_hello(lines[-1])
-        if version != p.VERSION:
-            raise TargetError(f"agent speaks protocol {version}, this client speaks {p.VERSION}")
+    def _ask(self, req: p.Request) -> Any:
+        """One request, its reply as the value the Guest operation returns."""
+        capability = req.spec.capability  # None for HELLO, sent before the facts are known
+        if capability and capability not in self._facts.capabilities:
+            raise self._unsupported(capability)
         try:
-            caps = frozenset(c for c in f.get("caps", "").split(",") if c) | extra
-            return TargetInfo(
-                name=name,
-                profile=profile if profile is not None else get_profile(f["profile"]),
-                conduit=f["conduit"],
-                el=int(f["el"]),
-                pes=int(f["pes"]),
-                mpidrs=tuple(p.num(m) for m in f["mpidr"].split(",")),
-                entry_point=p.num(f["ep"]),
-                resume_point=p.num(f["resume"]),
-                vbar=p.num(f["vbar"]),
-                capabilities=caps,
-                events=events,
-            )
-        except (KeyError, ValueError) as exc:
-            raise TargetError(f"HELLO reply is incomplete ({exc}): {lines[-1][:120]}") from None
+            return p.parse_reply(req.spec.reply, self._exchange(req))
+        except p.ProtocolError as exc:
+            raise TargetError(f"malformed reply to {p.format_request(req)[:60]!r}: {exc}") from None
 
-    # ------------------------------------------------------------ contract
-
-    def call(self, fid: int, *args: int) -> CallResult:
-        return self._call_result(self._request(p.CallRequest(int(fid), tuple(int(a) for a in args))))
-
-    def set_handler(self, arg: int, handler: Handler) -> None:
-        self._request(p.SetHandler(arg, handler))
-
-    def select_pe(self, pe: int) -> None:
-        self._request(p.SelectPe(pe))
-
-    def regs(self) -> Regs:
-        return p.parse_regs(self._request(p.RegsRequest())[-1])
-
-    def inject(self, event: int, pe: int = 0) -> CallResult:
-        self.require("inject", "host-side event injection")
-        return self._call_result(self._request(p.InjectRequest(pe, event)))
-
-    def raise_irq(self, intid: int, pe: int = 0) -> CallResult:
-        self.require("irq", "host-side interrupt injection")
-        return self._call_result(self._request(p.IrqRequest(pe, intid)))
-
-    def reset(self) -> None:
-        self._request(p.Reset())
-
-    # ------------------------------------------------------ host side over the wire
-
-    def fault(self, pe: int, gfn: int, privileged: bool = False, latency_us: int | None = None) -> CallResult:
-        self.require("apf-host")
-        return self._call_result(self._request(p.HostFault(pe, gfn, privileged, latency_us)))
-
-    def tick(self, us: int) -> CallResult:
-        self.require("apf-host")
-        return self._call_result(self._request(p.HostTick(us)))
-
-    def apf_command(self, pe: int | None, cmd: int, value: int = 0) -> tuple[int, int]:
-        self.require("apf-host")
-        values = self._ok_values(self._request(p.HostApf(pe, cmd, value))[-1])
-        if len(values) != 2:
-            raise TargetError(f"HOST APF answered {len(values)} values, not (errno, value)")
-        return to_s64(values[0]), values[1]
-
-    def irq_level(self, pe: int, intid: int) -> int:
-        self.require("apf-host")
-        return self._ok_values(self._request(p.HostIrqLevel(pe, intid))[-1])[0]
-
-    def mem_read32(self, gpa: int) -> int:
-        self.require("mem")
-        return self._ok_values(self._request(p.MemRead32(gpa))[-1])[0]
-
-    def mem_write32(self, gpa: int, value: int) -> None:
-        self.require("mem")
-        self._request(p.MemWrite32(gpa, value))
-
-    def save_state(self) -> bytes:
-        self.require("migration")
-        lines = self._request(p.HostSave())
-        return b"".join(bytes.fromhex(line.split()[1]) for line in lines if line.startswith("BLOB "))
+    # ----------------------------------------- operations of several requests
 
     def restore_state(self, image: bytes) -> None:
-        self.require("migration")
-        self._request(p.HostLoad(None))
+        self._ask(grammar.request("HOST LOAD", data=None))
         for i in range(0, len(image), p.BLOB_CHUNK):
-            self._request(p.HostLoad(image[i : i + p.BLOB_CHUNK]))
-        self._request(p.HostRestore())
-
-    def restore_snapshot(self) -> None:
-        self.require("migration")
-        self._request(p.HostRestore(snapshot=True))
+            self._ask(grammar.request("HOST LOAD", data=image[i : i + p.BLOB_CHUNK]))
+        self._ask(grammar.request("HOST RESTORE"))
 
     def close(self) -> None:
         self.stream.close()
+
+
+def _wire_operation(spec: grammar.RequestSpec) -> Callable[..., Any]:
+    """The Guest method ``spec.guest_method`` as one request of ``spec``."""
+    contract = getattr(Guest, str(spec.guest_method))
+    signature = inspect.signature(contract)
+
+    def operation(self: AgentGuest, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = {k: v for k, v in bound.arguments.items() if k != "self"}
+        return self._ask(spec(**values))
+
+    operation.__name__ = operation.__qualname__ = contract.__name__
+    operation.__doc__ = f"{contract.__doc__} (agent protocol: ``{spec.synopsis}``)"
+    operation.__signature__ = signature  # type: ignore[attr-defined]
+    return operation
+
+
+for _spec in grammar.REQUESTS:
+    if _spec.guest_method is not None:
+        setattr(AgentGuest, _spec.guest_method, _wire_operation(_spec))
+abc.update_abstractmethods(AgentGuest)

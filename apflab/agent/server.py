@@ -7,10 +7,12 @@ chunks and refused, so no input can make the server hang or grow without bound.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import BinaryIO
 
 from apflab.agent import protocol as p
-from apflab.guest import CallResult, TargetError, Unsupported
+from apflab.guest import TargetError, Unsupported
 from apflab.model.guest import ModelGuest
 from apflab.model.machine import ModelError
 from apflab.model.memory import MemoryError_
@@ -25,98 +27,53 @@ class AgentServer:
         self.guest = guest
         self.agent_name = agent_name
         self._load = bytearray()
-
-    def hello_fields(self) -> dict[str, str]:
-        info = self.guest.info
-        return {
-            "agent": self.agent_name,
-            "conduit": info.conduit,
-            "el": str(info.el),
-            "pes": str(info.pes),
-            "mpidr": ",".join(p.hexs(m) for m in info.mpidrs),
-            "profile": info.profile.name,
-            "ep": p.hexs(info.entry_point),
-            "resume": p.hexs(info.resume_point),
-            "vbar": p.hexs(info.vbar),
-            "caps": ",".join(sorted(info.capabilities)),
+        #: Requests the server answers itself; every other one is the guest's Guest method.
+        self._session: dict[str, Callable[[p.Request], list[str]]] = {
+            "HELLO": self._hello,
+            "RESET": self._reset,
+            "HOST LOAD": self._load_piece,
+            "HOST RESTORE": self._restore,
         }
 
     def handle_line(self, line: str) -> list[str]:
         """Answer one request line with the reply lines (the last is OK/ERR/HELLO/REGS)."""
         try:
             req = p.parse_request(line)
-            return self._handle(req)
+            session = self._session.get(req.spec.keyword)
+            if session is not None:
+                return session(req)
+            return p.format_reply(req.spec.reply, req.invoke(self.guest))
         except MigrationError as exc:
             return [p.format_err(f"restore refused: {exc}")]
-        except p.ProtocolError as exc:
-            return [p.format_err(str(exc))]
-        except (ModelError, TargetError, ValueError, Unsupported, MemoryError_) as exc:
+        except (p.ProtocolError, ModelError, TargetError, ValueError, Unsupported, MemoryError_) as exc:
             return [p.format_err(str(exc))]
 
-    def _result(self, result: CallResult) -> list[str]:
-        return [*(p.format_ev(d) for d in result.deliveries), p.format_ok(*result.x)]
+    # ------------------------------------- requests that belong to the session
 
-    def _handle(self, req: p.Request) -> list[str]:
-        g = self.guest
-        if isinstance(req, p.Hello):
-            return [p.format_hello(self.hello_fields())]
-        if isinstance(req, p.SelectPe):
-            g.select_pe(req.pe)
-            return [p.format_ok()]
-        if isinstance(req, p.SetHandler):
-            g.set_handler(req.arg, req.handler)
-            return [p.format_ok()]
-        if isinstance(req, p.CallRequest):
-            return self._result(g.call(req.fid, *req.args))
-        if isinstance(req, p.RegsRequest):
-            return [p.format_regs(g.regs())]
-        if isinstance(req, p.InjectRequest):
-            return self._result(g.inject(req.event, req.pe))
-        if isinstance(req, p.IrqRequest):
-            return self._result(g.raise_irq(req.intid, req.pe))
-        if isinstance(req, p.Reset):
-            g.reset()
+    def _hello(self, req: p.Request) -> list[str]:
+        facts = dataclasses.replace(self.guest.facts, agent=self.agent_name)
+        return p.format_reply(req.spec.reply, p.hello_fields(facts))
+
+    def _reset(self, req: p.Request) -> list[str]:
+        self.guest.reset()
+        self._load.clear()
+        return p.format_reply(req.spec.reply, None)
+
+    def _load_piece(self, req: p.Request) -> list[str]:
+        data = req["data"]
+        if data is None:
             self._load.clear()
-            return [p.format_ok()]
-        return self._handle_host(req)
+        elif len(self._load) + len(data) > self.MAX_LOAD:
+            self._load.clear()
+            return [p.format_err(f"migration image over {self.MAX_LOAD} bytes; HOST LOAD - starts again")]
+        else:
+            self._load += data
+        return p.format_reply(req.spec.reply, len(self._load))
 
-    def _handle_host(self, req: p.Request) -> list[str]:
-        g = self.guest
-        if isinstance(req, p.MemRead32):
-            return [p.format_ok(g.mem_read32(req.gpa))]
-        if isinstance(req, p.MemWrite32):
-            g.mem_write32(req.gpa, req.value)
-            return [p.format_ok()]
-        if isinstance(req, p.HostFault):
-            return self._result(g.fault(req.pe, req.gfn, req.privileged, req.latency_us))
-        if isinstance(req, p.HostTick):
-            return self._result(g.tick(req.us))
-        if isinstance(req, p.HostApf):
-            err, value = g.apf_command(req.pe, req.cmd, req.value)
-            return [p.format_ok(err, value)]
-        if isinstance(req, p.HostIrqLevel):
-            return [p.format_ok(g.irq_level(req.pe, req.intid))]
-        if isinstance(req, p.HostSave):
-            image = g.save_state()
-            chunks = [image[i : i + p.BLOB_CHUNK] for i in range(0, len(image), p.BLOB_CHUNK)]
-            return [*(f"BLOB {c.hex()}" for c in chunks), p.format_ok(len(image))]
-        if isinstance(req, p.HostLoad):
-            if req.data is None:
-                self._load.clear()
-            elif len(self._load) + len(req.data) > self.MAX_LOAD:
-                self._load.clear()
-                return [p.format_err(f"migration image over {self.MAX_LOAD} bytes; HOST LOAD - starts again")]
-            else:
-                self._load += req.data
-            return [p.format_ok(len(self._load))]
-        if isinstance(req, p.HostRestore):
-            if req.snapshot:
-                g.restore_snapshot()
-            else:
-                image, self._load = bytes(self._load), bytearray()
-                g.restore_state(image)
-            return [p.format_ok()]
-        raise p.ProtocolError(f"unhandled request {req!r}")
+    def _restore(self, req: p.Request) -> list[str]:
+        image, self._load = bytes(self._load), bytearray()
+        self.guest.restore_state(image)
+        return p.format_reply(req.spec.reply, None)
 
     def serve(self, infile: BinaryIO, outfile: BinaryIO) -> None:
         """Serve requests until end of input."""

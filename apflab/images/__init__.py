@@ -72,8 +72,13 @@ def _load_recipes() -> None:
                 raise
 
 
-def ensure(names: list[str] | None = None, *, force: bool = False, progress: Progress = print_progress,
-           cache: Path | None = None) -> dict[str, list[Path]]:  # fmt: skip
+def ensure(
+    names: list[str] | None = None,
+    *,
+    force: bool = False,
+    progress: Progress = print_progress,
+    cache: Path | None = None,
+) -> dict[str, list[Path]]:
     """Build the named images (all when None) unless fresh; return their output files."""
     _load_recipes()
     cache = cache or cache_dir()

@@ -46,8 +46,9 @@ class AgentRecipe(Recipe):
         out = self.dir(cache)
         out.mkdir(parents=True, exist_ok=True)
         progress(f"agent: make -C {SOURCE} OUT={out}")
-        r = subprocess.run(["make", "-s", "-C", str(SOURCE), f"OUT={out}"], capture_output=True, text=True,
-                           timeout=300, check=False)  # fmt: skip
+        r = subprocess.run(
+            ["make", "-s", "-C", str(SOURCE), f"OUT={out}"], capture_output=True, text=True, timeout=300, check=False
+        )
         if r.returncode != 0:
             raise ImageError(f"building the agent failed: {(r.stderr or r.stdout).strip()[-800:]}")
         (out / "stamp").write_text(source_hash())

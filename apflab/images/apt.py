@@ -56,8 +56,13 @@ class IsolatedApt:
         return self.root / "apt.conf"
 
     def write_config(self) -> None:
-        for sub in ("state/lists/partial", "cache/archives/partial", "etc/preferences.d", "etc/apt.conf.d",
-                    "etc/sources"):  # fmt: skip
+        for sub in (
+            "state/lists/partial",
+            "cache/archives/partial",
+            "etc/preferences.d",
+            "etc/apt.conf.d",
+            "etc/sources",
+        ):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "state" / "status").touch()
         sources = (

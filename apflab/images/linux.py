@@ -32,8 +32,17 @@ WORKLOAD_DIR = ROOT / "guest_payloads" / "async_pf"
 
 KERNEL_META = "linux-image-arm64"
 #: dropbear-bin and what it links against (libc6 brings libgcc-s1); busybox is static.
-USERSPACE = ["busybox-static", "dropbear-bin", "libc6", "libgcc-s1", "libcrypt1", "libtomcrypt1", "libtommath1",
-             "zlib1g", "libgmp10"]  # fmt: skip
+USERSPACE = [
+    "busybox-static",
+    "dropbear-bin",
+    "libc6",
+    "libgcc-s1",
+    "libcrypt1",
+    "libtomcrypt1",
+    "libtommath1",
+    "zlib1g",
+    "libgmp10",
+]
 #: Modules for a virtio-net NIC on QEMU virt's PCI bus (built as modules in Debian's 6.1 kernel).
 NET_MODULES = ["virtio_pci", "virtio_net"]
 LIB_DIRS = ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu", "lib", "usr/lib")
@@ -183,8 +192,13 @@ def find_kernel(kroot: Path) -> tuple[str, Path]:
 
 def build_workload(out: Path, progress: Progress) -> Path:
     progress("building guest_payloads/async_pf for aarch64")
-    r = subprocess.run(["make", "-s", "-C", str(WORKLOAD_DIR), f"OUT={out}", "aarch64"],
-                       capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    r = subprocess.run(
+        ["make", "-s", "-C", str(WORKLOAD_DIR), f"OUT={out}", "aarch64"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if r.returncode != 0:
         raise ImageError(f"building async_pf failed: {(r.stderr or r.stdout).strip()[-500:]}")
     return out / "aarch64" / "async_pf"
@@ -200,8 +214,9 @@ def ensure_client_key(d: Path, progress: Progress) -> Path:
         return key
     progress("generating the guest's root login key")
     private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption())  # fmt: skip
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
     pub = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     d.mkdir(parents=True, exist_ok=True)
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -23,9 +23,13 @@ SOURCE_PACKAGE = "arm-trusted-firmware"
 SOURCE_SUITES = ["trixie"]
 MIN_VERSION = (2, 10)
 BUILD_OPTIONS = [
-    "PLAT=qemu", "SDEI_SUPPORT=1", "EL3_EXCEPTION_HANDLING=1", "QEMU_USE_GIC_DRIVER=QEMU_GICV3",
-    "DEBUG=1", "LOG_LEVEL=20",
-]  # fmt: skip
+    "PLAT=qemu",
+    "SDEI_SUPPORT=1",
+    "EL3_EXCEPTION_HANDLING=1",
+    "QEMU_USE_GIC_DRIVER=QEMU_GICV3",
+    "DEBUG=1",
+    "LOG_LEVEL=20",
+]
 
 
 def _tree_version(tree: Path) -> tuple[int, int]:
@@ -54,8 +58,9 @@ class TfaRecipe(Recipe):
 
     def fresh(self, cache: Path) -> bool:
         stamp = self.dir(cache) / "stamp"
-        return (super().fresh(cache) and AGENT.fresh(cache) and stamp.exists()
-                and stamp.read_text() == self._stamp(cache))  # fmt: skip
+        return (
+            super().fresh(cache) and AGENT.fresh(cache) and stamp.exists() and stamp.read_text() == self._stamp(cache)
+        )
 
     def source_tree(self, cache: Path, progress: Progress) -> Path:
         tree = self.dir(cache) / "src" / "src"
@@ -66,8 +71,7 @@ class TfaRecipe(Recipe):
         return apt.source(SOURCE_PACKAGE, self.dir(cache) / "src", progress)
 
     def build(self, cache: Path, progress: Progress) -> None:
-        for tool, package in (("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"), ("make", "make"),
-                              ("gcc", "gcc")):  # fmt: skip
+        for tool, package in (("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"), ("make", "make"), ("gcc", "gcc")):
             if shutil.which(tool) is None:
                 raise ImageError(f"{tool} is missing: install {package} (apt-get install {package})")
         if not Path("/usr/include/openssl/evp.h").exists():

@@ -10,6 +10,7 @@ target fresh, so a wedge costs one case and a bounded wait, not the run.
 
 from __future__ import annotations
 
+import abc
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -20,8 +21,11 @@ from labgrid.factory import target_factory
 
 from apflab.abi.sdei import EventType, Priority
 from apflab.agent.client import AgentGuest, ByteStream
-from apflab.guest import CallResult, EventInfo, Guest, Handler, Regs, TargetError, TargetInfo
+from apflab.capabilities import check as check_capabilities
+from apflab.guest import EventInfo, Guest, GuestFacts, TargetError, TargetInfo
 from apflab.lab.guestprotocol import GuestProtocol
+from apflab.lab.health import TargetHealthProtocol
+from apflab.lab.targetinfo import describe
 from apflab.profiles import PROFILES, effective_profile
 
 READY_LINE = b"APFLAB-AGENT READY"
@@ -30,9 +34,9 @@ READY_LINE = b"APFLAB-AGENT READY"
 class ConsoleStream(ByteStream):
     """A labgrid ConsoleProtocol as the byte stream AgentGuest reads and writes."""
 
-    def __init__(self, console: Any, power: Any) -> None:
+    def __init__(self, console: Any, health: TargetHealthProtocol | None) -> None:
         self.console = console
-        self.power = power
+        self.health = health
 
     def write(self, data: bytes) -> None:
         try:
@@ -49,8 +53,7 @@ class ConsoleStream(ByteStream):
             raise
 
     def alive(self) -> bool:
-        alive = getattr(self.power, "alive", None)
-        return alive() if callable(alive) else True
+        return self.health.alive() if self.health is not None else True
 
 
 def parse_events(items: list[dict]) -> tuple[EventInfo, ...]:
@@ -58,42 +61,52 @@ def parse_events(items: list[dict]) -> tuple[EventInfo, ...]:
     events = []
     for i, item in enumerate(items):
         try:
-            events.append(EventInfo(
-                number=int(item["number"]),
-                type=EventType[str(item.get("type", "private")).upper()],
-                priority=Priority[str(item.get("priority", "normal")).upper()],
-                signalable=bool(item.get("signalable", False)),
-                intid=item.get("intid"),
-                dynamic=bool(item.get("dynamic", False)),
-            ))  # fmt: skip
+            events.append(
+                EventInfo(
+                    number=int(item["number"]),
+                    type=EventType[str(item.get("type", "private")).upper()],
+                    priority=Priority[str(item.get("priority", "normal")).upper()],
+                    signalable=bool(item.get("signalable", False)),
+                    intid=item.get("intid"),
+                    dynamic=bool(item.get("dynamic", False)),
+                )
+            )
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"events[{i}] in lab.yaml is malformed ({exc}): {item!r}") from None
     return tuple(events)
 
 
 class RecoveringGuest(Guest):
-    """An AgentGuest that is rebooted fresh after it wedged."""
+    """A Guest that boots its target afresh after it wedged.
 
-    def __init__(self, boot: Callable[[], AgentGuest], describe: Callable[[], str]) -> None:
+    Every target operation (:attr:`Guest.OPERATIONS`) is passed through to the guest of
+    the current boot, guarded: a TargetError marks the target broken and carries the
+    target's health; the next reset() restarts it. The TargetInfo is the wrapper's, built
+    once, and lent to every boot's guest.
+    """
+
+    def __init__(self, boot: Callable[[], Guest], describe: Callable[[], str]) -> None:
         self._boot = boot
         self._describe = describe
         self.inner = boot()
+        self.name = self.inner.name
         self.broken = False
         self.restarts = 0
 
     @property
-    def info(self) -> TargetInfo:  # type: ignore[override]
-        return self.inner.info
+    def facts(self) -> GuestFacts:
+        return self.inner.facts
 
-    @info.setter
+    @Guest.info.setter  # type: ignore[attr-defined]
     def info(self, value: TargetInfo) -> None:
+        self._info = value
         self.inner.info = value
 
-    def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _guard(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         if self.broken:
             raise TargetError("the target wedged earlier in this case and is restarted before the next one")
         try:
-            return fn(*args)
+            return getattr(self.inner, operation)(*args, **kwargs)
         except TargetError as exc:
             self.broken = True
             raise TargetError(f"{exc}; {self._describe()}") from None
@@ -103,30 +116,12 @@ class RecoveringGuest(Guest):
         self.broken = True
 
     def restart(self) -> None:
-        info = self.inner.info
         self.inner.close()
         self.inner = self._boot()
-        self.inner.info = info  # keep what the session probed
+        if self._info is not None:
+            self.inner.info = self._info
         self.broken = False
         self.restarts += 1
-
-    def call(self, fid: int, *args: int) -> CallResult:
-        return self._guard(self.inner.call, fid, *args)
-
-    def set_handler(self, arg: int, handler: Handler) -> None:
-        self._guard(self.inner.set_handler, arg, handler)
-
-    def select_pe(self, pe: int) -> None:
-        self._guard(self.inner.select_pe, pe)
-
-    def regs(self) -> Regs:
-        return self._guard(self.inner.regs)
-
-    def inject(self, event: int, pe: int = 0) -> CallResult:
-        return self._guard(self.inner.inject, event, pe)
-
-    def raise_irq(self, intid: int, pe: int = 0) -> CallResult:
-        return self._guard(self.inner.raise_irq, intid, pe)
 
     def reset(self) -> None:
         if not self.broken:
@@ -141,23 +136,43 @@ class RecoveringGuest(Guest):
         self.inner.close()
 
 
+def _guarded(operation: str) -> Callable[..., Any]:
+    def passed_through(self: RecoveringGuest, *args: Any, **kwargs: Any) -> Any:
+        return self._guard(operation, *args, **kwargs)
+
+    passed_through.__name__ = passed_through.__qualname__ = operation
+    passed_through.__doc__ = getattr(Guest, operation).__doc__
+    return passed_through
+
+
+for _operation in Guest.OPERATIONS:
+    if _operation != "reset":
+        setattr(RecoveringGuest, _operation, _guarded(_operation))
+abc.update_abstractmethods(RecoveringGuest)
+
+
 @target_factory.reg_driver
 @attr.s(eq=False)
 class AgentDriver(Driver, GuestProtocol):
     """Binds to:
         console: ConsoleProtocol (the agent's UART)
         power: PowerProtocol (to start and restart the target)
+        health: TargetHealthProtocol, optional (alive, status, crash tail, host capabilities)
 
     Args:
         profile (str): the behaviour profile the target claims (spec, kvm-v4)
         deviations (list): known deviations of this target (names in apflab/profiles.py)
-        capabilities (list): what the target can do beyond the protocol's HELLO (e.g. kvm-vendor-hyp)
+        capabilities (list): what the target can do beyond the protocol's HELLO (names in apflab/capabilities.py)
         events (list): the target's SDEI events: number, type, priority, signalable, intid, dynamic
         ready_timeout (float): seconds from power-on to the agent's ready line
         reply_timeout (float): seconds to wait for each protocol reply
     """
 
-    bindings: ClassVar[dict] = {"console": "ConsoleProtocol", "power": "PowerProtocol"}
+    bindings: ClassVar[dict] = {
+        "console": "ConsoleProtocol",
+        "power": "PowerProtocol",
+        "health": {TargetHealthProtocol, None},
+    }
 
     profile = attr.ib(default="spec", validator=attr.validators.in_(sorted(PROFILES)))
     deviations = attr.ib(factory=list, validator=attr.validators.instance_of(list))
@@ -171,6 +186,7 @@ class AgentDriver(Driver, GuestProtocol):
         self._guest: RecoveringGuest | None = None
         self._profile = effective_profile(self.profile, self.deviations)
         self._events = parse_events(self.events)
+        self._capabilities = check_capabilities(self.capabilities, "AgentDriver's capabilities")
         self.boot_seconds: list[float] = []
 
     def on_deactivate(self) -> None:
@@ -179,48 +195,56 @@ class AgentDriver(Driver, GuestProtocol):
             self._guest = None
         self.power.off()
 
+    def _stream(self) -> ConsoleStream:
+        return ConsoleStream(self.console, self.health)
+
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
         seen = b""
+        stream = self._stream()
         while time.monotonic() < deadline:
-            chunk = ConsoleStream(self.console, self.power).read(min(0.5, deadline - time.monotonic()))
+            chunk = stream.read(min(0.5, deadline - time.monotonic()))
             seen = (seen + chunk)[-8192:]
             if READY_LINE in seen and seen.rstrip(b"\r").endswith(b"\n"):
                 return
-            if not chunk and not ConsoleStream(self.console, self.power).alive():
+            if not chunk and not stream.alive():
                 break
         tail = seen.decode(errors="replace").strip().splitlines()[-8:]
-        raise TargetError(f"the agent did not report ready within {self.ready_timeout:g} s; "
-                          f"console: {' | '.join(tail) or '(silent)'}; {self.describe()}")  # fmt: skip
+        raise TargetError(
+            f"the agent did not report ready within {self.ready_timeout:g} s; "
+            f"console: {' | '.join(tail) or '(silent)'}; {self.describe()}"
+        )
 
     def describe(self) -> str:
-        parts = []
-        status = getattr(self.power, "status", None)
-        if callable(status):
-            parts.append(f"QEMU {status()}")
-        crash = getattr(self.power, "crash_tail", None)
-        tail = crash() if callable(crash) else ""
+        """The target's health for an error message: its status and crash output."""
+        if self.health is None:
+            return "no further status (the target has no health driver)"
+        parts = [f"target {self.health.status()}"]
+        tail = self.health.crash_tail()
         if tail:
             parts.append(f"crash UART: {tail}")
-        return "; ".join(parts) or "no further status"
+        return "; ".join(parts)
 
     def _boot(self) -> AgentGuest:
         t = time.monotonic()
         self.power.off()
         self.power.on()
         self._wait_ready()
-        caps = set(self.capabilities)
-        use_kvm = getattr(self.power, "use_kvm", None)
-        if callable(use_kvm) and use_kvm():
-            caps.add("kvm-vendor-hyp")  # a KVM guest: the vendor-hypervisor service is KVM's
-        guest = AgentGuest(ConsoleStream(self.console, self.power), self.target.name, events=self._events,
-                           timeout=self.reply_timeout, profile=self._profile,
-                           extra_capabilities=frozenset(caps))  # fmt: skip
+        guest = AgentGuest(self._stream(), self.target.name, timeout=self.reply_timeout)
         self.boot_seconds.append(time.monotonic() - t)
         return guest
 
     @Driver.check_active
     def guest(self) -> Guest:
         if self._guest is None:
-            self._guest = RecoveringGuest(self._boot, self.describe)
+            guest = RecoveringGuest(self._boot, self.describe)
+            host = self.health.host_capabilities() if self.health is not None else frozenset()
+            guest.info = describe(
+                self.target.name,
+                guest,
+                profile=self._profile,
+                events=self._events,
+                capabilities=self._capabilities | host,
+            )
+            self._guest = guest
         return self._guest

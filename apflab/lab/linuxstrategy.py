@@ -112,11 +112,15 @@ class QEMULinuxStrategy(Strategy):
     def apf_switch(self) -> tuple[bool, str]:
         """Whether APF can be switched on and off here, and the reason when it cannot."""
         if self.accelerator != "kvm":
-            return False, (f"{self.target.name} runs under TCG on a {platform.machine()} host: asynchronous page "
-                           "faults need KVM on an arm64 host with the out-of-tree APF series")  # fmt: skip
+            return False, (
+                f"{self.target.name} runs under TCG on a {platform.machine()} host: asynchronous page "
+                "faults need KVM on an arm64 host with the out-of-tree APF series"
+            )
         if not self.apf:
-            return False, (f"{self.target.name}'s guest kernel is Debian's stock kernel without the APF series "
-                           "(set apf: true for a patched kernel, which no-kvmapf switches off)")  # fmt: skip
+            return False, (
+                f"{self.target.name}'s guest kernel is Debian's stock kernel without the APF series "
+                "(set apf: true for a patched kernel, which no-kvmapf switches off)"
+            )
         return True, ""
 
     @property
@@ -171,8 +175,9 @@ class QEMULinuxStrategy(Strategy):
     def force(self, status: Status | str) -> None:  # type: ignore[override]
         self.transition(status)
 
-    def boot(self, memory: str | None = None, boot_args: str = "", apf: bool | None = None,
-             cgroup: Path | None = None) -> float:  # fmt: skip
+    def boot(
+        self, memory: str | None = None, boot_args: str = "", apf: bool | None = None, cgroup: Path | None = None
+    ) -> float:
         """(Re)boot to the shell; ``memory`` overrides lab.yaml's, ``boot_args`` are appended.
 
         ``apf=False`` adds ``no-kvmapf`` (only meaningful where :meth:`apf_switch` allows it);
@@ -183,8 +188,9 @@ class QEMULinuxStrategy(Strategy):
         extra_boot = boot_args.split()
         if apf is False:
             extra_boot.append("no-kvmapf")
-        self.boot_config = {k: v for k, v in (("memory", memory), ("boot_args", " ".join(extra_boot)),
-                                              ("cgroup", cgroup)) if v}  # fmt: skip
+        self.boot_config = {
+            k: v for k, v in (("memory", memory), ("boot_args", " ".join(extra_boot)), ("cgroup", cgroup)) if v
+        }
         self._configure(user, memory, " ".join(extra_boot), cgroup)
         self._boot_mark = self._tail.mark() if self._tail else 0
         t0 = time.monotonic()
@@ -206,8 +212,11 @@ class QEMULinuxStrategy(Strategy):
                 self.target.activate(self.ssh)
             except Exception as exc:
                 log = self._shell_text("cat /tmp/dropbear.log")
-                raise self._boot_failed(f"the shell is up but SSH to 127.0.0.1:{self._ssh_port} failed "
-                                        f"(guest dropbear log: {log or 'empty'})", exc) from None  # fmt: skip
+                raise self._boot_failed(
+                    f"the shell is up but SSH to 127.0.0.1:{self._ssh_port} failed "
+                    f"(guest dropbear log: {log or 'empty'})",
+                    exc,
+                ) from None
         self.status = Status.shell
         self.cgroup = cgroup
         return self.boot_seconds
@@ -218,8 +227,14 @@ class QEMULinuxStrategy(Strategy):
         """lab.yaml's QEMUDriver settings, captured once before the strategy changes them."""
         if self._user is None:
             q = self.qemu
-            self._user = {"extra_args": q.extra_args or "", "boot_args": q.boot_args, "memory": q.memory,
-                          "cpu": q.cpu, "kernel": q.kernel, "qemu_bin": q.qemu_bin}  # fmt: skip
+            self._user = {
+                "extra_args": q.extra_args or "",
+                "boot_args": q.boot_args,
+                "memory": q.memory,
+                "cpu": q.cpu,
+                "kernel": q.kernel,
+                "qemu_bin": q.qemu_bin,
+            }
             self._tail = ConsoleTail(self.qemu)
         return self._user
 
@@ -242,8 +257,7 @@ class QEMULinuxStrategy(Strategy):
         key = str(built.get("id_ed25519", ""))
         return resolve(images[kernel_key]), resolve(images[self.initramfs]), key
 
-    def _configure(self, user: dict[str, str | None], memory: str | None, extra_boot: str,
-                   cgroup: Path | None) -> None:  # fmt: skip
+    def _configure(self, user: dict[str, str | None], memory: str | None, extra_boot: str, cgroup: Path | None) -> None:
         q = self.qemu
         q.kernel = user["kernel"] or "linux-kernel"
         _, initramfs, key = self._image_paths(q.kernel)
@@ -270,10 +284,10 @@ class QEMULinuxStrategy(Strategy):
         launcher = self._rundir / "qemu-launcher"
         join = ""
         if cgroup is not None:
-            join = f'echo $$ > {shlex.quote(str(cgroup / "cgroup.procs"))} || exit 97\n'
+            join = f"echo $$ > {shlex.quote(str(cgroup / 'cgroup.procs'))} || exit 97\n"
         launcher.write_text(
             "#!/bin/sh\n# apflab: QEMU for the qemu-linux target; stderr kept for error messages\n"
-            f"{join}exec {shlex.quote(real)} \"$@\" 2>>{shlex.quote(str(self.stderr_path))}\n"
+            f'{join}exec {shlex.quote(real)} "$@" 2>>{shlex.quote(str(self.stderr_path))}\n'
         )
         launcher.chmod(0o755)
         self.stderr_path.write_text("")

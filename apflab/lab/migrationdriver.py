@@ -133,18 +133,27 @@ class MigrationDriver(Driver):
         try:
             host = self.host.remote()
             argv, uploads = self.destination_argv()
-            self.destination = Destination(host, argv, uploads, f"{self.target.name}-destination",
-                                           self.start_timeout).start()  # fmt: skip
+            self.destination = Destination(
+                host, argv, uploads, f"{self.target.name}-destination", self.start_timeout
+            ).start()
         except MigrationError as exc:
             raise self._with_source(exc) from None
         return self.destination
 
     @Driver.check_active
-    def migrate(self, mode: str | None = None, *, handshake: str | None = None, release: str | None = None,
-                max_bandwidth: int | None = None, downtime_limit: int | None = None,
-                postcopy_at: float | None = None, timeout: float | None = None,
-                stall_timeout: float | None = None,
-                during: Callable[[Destination], None] | None = None) -> MigrationFigures:  # fmt: skip
+    def migrate(
+        self,
+        mode: str | None = None,
+        *,
+        handshake: str | None = None,
+        release: str | None = None,
+        max_bandwidth: int | None = None,
+        downtime_limit: int | None = None,
+        postcopy_at: float | None = None,
+        timeout: float | None = None,
+        stall_timeout: float | None = None,
+        during: Callable[[Destination], None] | None = None,
+    ) -> MigrationFigures:
         """Migrate the running guest; returns the figures after checking both sides.
 
         ``handshake``: a regex the guest prints on the source console before the harness
@@ -188,9 +197,11 @@ class MigrationDriver(Driver):
         try:
             self.source.expect(re.compile(pattern.encode()), timeout=self.handshake_timeout)
         except Exception as exc:
-            raise MigrationError(f"the guest never printed the handshake {pattern!r} within "
-                                 f"{self.handshake_timeout:.0f} s ({type(exc).__name__})\n{self.describe_source()}\n"
-                                 f"{dst.describe()}") from None  # fmt: skip
+            raise MigrationError(
+                f"the guest never printed the handshake {pattern!r} within "
+                f"{self.handshake_timeout:.0f} s ({type(exc).__name__})\n{self.describe_source()}\n"
+                f"{dst.describe()}"
+            ) from None
 
     def finish(self) -> None:
         """Stop the last destination QEMU (the guest that lives there ends)."""

@@ -16,7 +16,9 @@ from labgrid.factory import target_factory
 from apflab.agent.client import AgentGuest, ProcessStream, model_agent_argv
 from apflab.guest import Guest
 from apflab.lab.guestprotocol import GuestProtocol
-from apflab.model.guest import ModelGuest, model_target_info
+from apflab.lab.targetinfo import describe
+from apflab.model.guest import ModelGuest
+from apflab.model.platform import PLATFORMS
 from apflab.profiles import PROFILES, get_profile
 
 
@@ -54,10 +56,13 @@ class ModelDriver(Driver, GuestProtocol):
     def guest(self) -> Guest:
         if self._guest is None:
             profile = get_profile(self.profile)
+            guest: Guest
             if self.transport == "inprocess":
-                self._guest = ModelGuest(self.target.name, profile, self.pes, self.el)
+                guest = ModelGuest(self.target.name, profile, self.pes, self.el)
             else:
-                events = model_target_info(self.target.name, profile, self.pes, self.el).events
                 stream = ProcessStream(model_agent_argv(self.profile, self.pes, self.el))
-                self._guest = AgentGuest(stream, self.target.name, events=events, timeout=self.timeout)
+                guest = AgentGuest(stream, self.target.name, timeout=self.timeout)
+            # SDEI has no discovery: the events are the model platform's, over the pipe too.
+            guest.info = describe(self.target.name, guest, profile=profile, events=PLATFORMS[profile.name].events)
+            self._guest = guest
         return self._guest

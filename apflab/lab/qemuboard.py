@@ -92,8 +92,10 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
     def console_address(self) -> tuple[str, int]:
         host, port = self.port.host, self.port.port
         if host not in LOCAL_HOSTS:
-            raise OSError(f"stand-in board: its console {host}:{port} must be on this machine "
-                          f"(QEMU runs here); export the NetworkSerialPort with host 127.0.0.1")  # fmt: skip
+            raise OSError(
+                f"stand-in board: its console {host}:{port} must be on this machine "
+                f"(QEMU runs here); export the NetworkSerialPort with host 127.0.0.1"
+            )
         if self.port.protocol != "raw":
             raise OSError(f"stand-in board: QEMU serves a raw TCP console, not {self.port.protocol}")
         return host, int(port)
@@ -101,8 +103,12 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
     def command(self) -> list[str]:
         host, port = self.console_address()
         # nodelay: with Nagle on, each multi-segment reply waits for the client's delayed ACK (~40 ms)
-        console = ["-chardev", f"socket,id=console,host={host},port={port},server=on,wait=on,nodelay=on",
-                   "-serial", "chardev:console"]  # fmt: skip
+        console = [
+            "-chardev",
+            f"socket,id=console,host={host},port={port},server=on,wait=on,nodelay=on",
+            "-serial",
+            "chardev:console",
+        ]
         return qemu_command(self, console, self.crash_log)
 
     # ----------------------------------------------------------- lifecycle
@@ -121,8 +127,9 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
             return
         self.crash_log.write_bytes(b"")
         self._stderr = b""
-        self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE)  # fmt: skip
+        self._proc = subprocess.Popen(
+            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         _running.add(self)
         self.boots += 1
         self._await_listening()
@@ -172,4 +179,3 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
 
     def _stderr_text(self) -> str:
         return self._stderr.decode(errors="replace").strip()  # read while waiting for the port
-

@@ -27,6 +27,7 @@ from labgrid.protocol import ConsoleProtocol, PowerProtocol
 from labgrid.step import step
 
 from apflab.images import ImageError, cache_dir
+from apflab.lab.health import TargetHealthProtocol
 
 
 def resolve_image(spec: str) -> Path:
@@ -57,9 +58,27 @@ def qemu_command(d: Any, console: list[str], crash_log: Path) -> list[str]:
     if qemu is None:
         raise ImageError(f"{d.qemu_bin} not found: install qemu-system-arm (apt-get install qemu-system-arm)")
     kvm = kvm_available(d.accel)
-    cmd = [qemu, "-machine", d.machine, "-cpu", "host" if kvm else d.cpu, "-m", d.memory, "-smp", str(d.smp),
-           "-accel", "kvm" if kvm else "tcg", "-display", "none", "-monitor", "none", "-nic", "none",
-           "-no-reboot", *console]  # fmt: skip
+    cmd = [
+        qemu,
+        "-machine",
+        d.machine,
+        "-cpu",
+        "host" if kvm else d.cpu,
+        "-m",
+        d.memory,
+        "-smp",
+        str(d.smp),
+        "-accel",
+        "kvm" if kvm else "tcg",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-nic",
+        "none",
+        "-no-reboot",
+        *console,
+    ]
     if "secure=on" in d.machine:
         cmd += ["-serial", f"file:{crash_log}"]  # TF-A's crash console
     if d.bios:
@@ -75,9 +94,10 @@ def file_tail(path: Path | None, lines: int = 10) -> str:
     return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
 
 
-class QEMUScratch:
+class QEMUScratch(TargetHealthProtocol):
     """What both QEMU drivers share: a scratch folder per activation for the crash UART's
-    log, and the process's state as AgentDriver asks for it (alive, status, crash tail).
+    log, and the process's health as AgentDriver asks for it (alive, status, crash tail,
+    and ``kvm-vendor-hyp`` when the guest runs under KVM).
 
     The driver sets ``_tmp`` and ``_proc`` to None in its __attrs_post_init__, calls
     ``_open_scratch`` and ``_close_scratch`` from on_activate / on_deactivate, and has
@@ -112,14 +132,16 @@ class QEMUScratch:
             return ""
         return self._proc.stderr.read().decode(errors="replace").strip()
 
-    def use_kvm(self) -> bool:
-        return kvm_available(self.accel)
+    def host_capabilities(self) -> frozenset[str]:
+        return frozenset({"kvm-vendor-hyp"}) if kvm_available(self.accel) else frozenset()
+
+    def crash_tail(self, lines: int = 10) -> str:
+        return file_tail(self.crash_log if self._tmp else None, lines)
 
     @property
     def crash_log(self) -> Path:
         assert self._tmp is not None
         return Path(self._tmp) / "crash.log"
-
 
     def _open_scratch(self) -> None:
         self._tmp = tempfile.mkdtemp(prefix=self.scratch_prefix)
@@ -204,9 +226,6 @@ class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=self.stop_timeout)
-
-    def crash_tail(self, lines: int = 10) -> str:
-        return file_tail(self.crash_log if self._tmp else None, lines)
 
     # ----------------------------------------------------------- console
 

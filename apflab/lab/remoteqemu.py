@@ -25,6 +25,7 @@ from labgrid.factory import target_factory
 from labgrid.protocol import ConsoleProtocol, PowerProtocol
 from labgrid.step import step
 
+from apflab.lab.health import TargetHealthProtocol
 from apflab.lab.qemuprocess import resolve_image
 
 LISTENING = "waiting for connection"
@@ -32,7 +33,7 @@ LISTENING = "waiting for connection"
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class RemoteQEMUDriver(Driver, ConsoleProtocol, PowerProtocol):
+class RemoteQEMUDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol):
     """Binds to:
         ssh: SSHDriver (the board's host OS, running the kernel under test)
 
@@ -75,10 +76,33 @@ class RemoteQEMUDriver(Driver, ConsoleProtocol, PowerProtocol):
 
     def command(self) -> str:
         assert self._image is not None
-        args = [self.qemu_bin, "-machine", self.machine, "-cpu", self.cpu, "-m", self.memory, "-smp", str(self.smp),
-                "-accel", self.accel, "-display", "none", "-monitor", "none", "-nic", "none", "-no-reboot",
-                "-chardev", f"socket,id=console,host=127.0.0.1,port={self.console_port},server=on,wait=on,nodelay=on",
-                "-serial", "chardev:console", "-kernel", self._image, *shlex.split(self.extra_args)]  # fmt: skip
+        args = [
+            self.qemu_bin,
+            "-machine",
+            self.machine,
+            "-cpu",
+            self.cpu,
+            "-m",
+            self.memory,
+            "-smp",
+            str(self.smp),
+            "-accel",
+            self.accel,
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-nic",
+            "none",
+            "-no-reboot",
+            "-chardev",
+            f"socket,id=console,host=127.0.0.1,port={self.console_port},server=on,wait=on,nodelay=on",
+            "-serial",
+            "chardev:console",
+            "-kernel",
+            self._image,
+            *shlex.split(self.extra_args),
+        ]
         return " ".join(shlex.quote(a) for a in args)
 
     def on_deactivate(self) -> None:
@@ -138,6 +162,9 @@ class RemoteQEMUDriver(Driver, ConsoleProtocol, PowerProtocol):
 
     def alive(self) -> bool:
         return self._sock is not None
+
+    def host_capabilities(self) -> frozenset[str]:
+        return frozenset({"kvm-vendor-hyp"}) if self.accel == "kvm" else frozenset()
 
     def status(self) -> str:
         try:

@@ -77,8 +77,9 @@ class SSHHostDriver(Driver, MigrationHostProtocol):
     def remote(self) -> RemoteHost:
         if self._remote is None:
             h = self.host
-            self._remote = RemoteHost(h.address, h.port, h.username, self._path(h.keyfile),
-                                      self._path(h.known_hosts), self.connect_timeout)  # fmt: skip
+            self._remote = RemoteHost(
+                h.address, h.port, h.username, self._path(h.keyfile), self._path(h.known_hosts), self.connect_timeout
+            )
         return self._remote
 
     def qemu_binary(self) -> str:

@@ -59,11 +59,17 @@ def support(proc: Path = Path("/proc")) -> Support:
         if not (os.access(root, os.W_OK) and os.access(root / "cgroup.subtree_control", os.W_OK)):
             return Support(False, f"no rights to create a cgroup under {root} (run as root, or delegate a subtree)")
         if swap_total_kb(meminfo) == 0:
-            return Support(False, "the host has no swap: QEMU limited below its guest's memory would be OOM-killed "
-                                  "instead of swapping the guest's pages in and out")  # fmt: skip
+            return Support(
+                False,
+                "the host has no swap: QEMU limited below its guest's memory would be OOM-killed "
+                "instead of swapping the guest's pages in and out",
+            )
         return Support(True, "", root)
-    return Support(False, "the cgroup v2 hierarchy has no memory controller (controllers "
-                          f"{'; '.join(found)}); on this host memory is managed by cgroup v1")  # fmt: skip
+    return Support(
+        False,
+        "the cgroup v2 hierarchy has no memory controller (controllers "
+        f"{'; '.join(found)}); on this host memory is managed by cgroup v1",
+    )
 
 
 class MemoryCgroup:

@@ -42,8 +42,9 @@ class WorkloadResult:
         return self.calc // 1_000_000
 
 
-def command(passes: int = 1, mem_mb: int | None = None, calc: bool = False, quiet: bool = True,
-            path: str = GUEST_PATH) -> str:  # fmt: skip
+def command(
+    passes: int = 1, mem_mb: int | None = None, calc: bool = False, quiet: bool = True, path: str = GUEST_PATH
+) -> str:
     if passes < 1:
         raise ValueError("passes must be >= 1")
     args = [path, "-l", str(passes)]

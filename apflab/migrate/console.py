@@ -30,8 +30,9 @@ def clean(data: bytes) -> str:
 class StreamConsole:
     """Reads ``read(n) -> bytes`` (b"" at end) on a thread; ``write(bytes)`` sends."""
 
-    def __init__(self, name: str, read: Callable[[int], bytes], write: Callable[[bytes], object],
-                 limit: int = 1 << 20) -> None:  # fmt: skip
+    def __init__(
+        self, name: str, read: Callable[[int], bytes], write: Callable[[bytes], object], limit: int = 1 << 20
+    ) -> None:
         self.name = name
         self._read = read
         self._write = write
@@ -87,8 +88,9 @@ class StreamConsole:
                 left = deadline - time.monotonic()
                 if left <= 0 or self.closed:
                     why = "the console closed" if self.closed else f"nothing matched within {timeout:.0f} s"
-                    raise ConsoleTimeout(f"{self.name}: waiting for {regex.pattern!r}: {why}; console tail:\n"
-                                         f"{self.tail()}")  # fmt: skip
+                    raise ConsoleTimeout(
+                        f"{self.name}: waiting for {regex.pattern!r}: {why}; console tail:\n{self.tail()}"
+                    )
                 self._cond.wait(min(left, 1.0))
 
     def text(self, since: int = 0) -> str:

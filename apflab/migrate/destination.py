@@ -58,8 +58,14 @@ class Destination:
     The paths in ``uploads`` are copied to the host and replaced in ``argv``.
     """
 
-    def __init__(self, host: RemoteHost, argv: list[str], uploads: list[Path], name: str = "destination",
-                 start_timeout: float = 30.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        host: RemoteHost,
+        argv: list[str],
+        uploads: list[Path],
+        name: str = "destination",
+        start_timeout: float = 30.0,
+    ) -> None:
         self.host = host
         self.argv = list(argv)
         self.uploads = [Path(p) for p in uploads]
@@ -76,9 +82,21 @@ class Destination:
 
     def command_line(self, argv: list[str]) -> list[str]:
         d = self.dir
-        return [*argv, "-display", "none", "-monitor", "none", "-qmp", "stdio",
-                "-chardev", f"pipe,id={CONSOLE_ID},path={d}/console", "-serial", f"chardev:{CONSOLE_ID}",
-                "-incoming", "defer"]  # fmt: skip
+        return [
+            *argv,
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-qmp",
+            "stdio",
+            "-chardev",
+            f"pipe,id={CONSOLE_ID},path={d}/console",
+            "-serial",
+            f"chardev:{CONSOLE_ID}",
+            "-incoming",
+            "defer",
+        ]
 
     def start(self) -> Destination:
         host = self.host
@@ -99,8 +117,9 @@ class Destination:
         quoted = " ".join(shlex.quote(a) for a in argv)
         self._chan = host.open_exec(f"cd {d} && echo $$ > qemu.pid && exec {quoted} 2> qemu.stderr")
         ours, theirs = socket.socketpair()
-        self._bridge = threading.Thread(target=_bridge, args=(self._chan, theirs), name=f"qmp-bridge-{self.name}",
-                                        daemon=True)  # fmt: skip
+        self._bridge = threading.Thread(
+            target=_bridge, args=(self._chan, theirs), name=f"qmp-bridge-{self.name}", daemon=True
+        )
         self._bridge.start()
         self.qmp = QMPSession(self.name)
         try:
@@ -110,8 +129,9 @@ class Destination:
             detail = f"exit status {status}" if status is not None else "still running but not answering QMP"
             err = self.stderr_tail()
             self.stop()
-            raise DestinationError(f"{self.name} QEMU on {host} did not start ({detail}): {err or exc}\n"
-                                   f"command: {' '.join(argv)}") from None  # fmt: skip
+            raise DestinationError(
+                f"{self.name} QEMU on {host} did not start ({detail}): {err or exc}\ncommand: {' '.join(argv)}"
+            ) from None
         return self
 
     # ----------------------------------------------------------------- state

@@ -79,8 +79,19 @@ class MigrationFigures:
         return asdict(self)
 
 
-COLUMNS = ("Mode", "Total time", "Downtime", "Setup", "Transferred", "Throughput", "Dirty syncs", "Page size",
-           "Pages/s", "Post-copy requests", "Blocktime")  # fmt: skip
+COLUMNS = (
+    "Mode",
+    "Total time",
+    "Downtime",
+    "Setup",
+    "Transferred",
+    "Throughput",
+    "Dirty syncs",
+    "Page size",
+    "Pages/s",
+    "Post-copy requests",
+    "Blocktime",
+)
 
 
 def table_row(f: MigrationFigures) -> list[str]:

@@ -43,8 +43,9 @@ def free_port() -> int:
 def write_keypair(path: Path, comment: str) -> str:
     """An ed25519 key in OpenSSH format at ``path`` (0600) and ``path``.pub; returns the public line."""
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                            serialization.NoEncryption())  # fmt: skip
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
     pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -92,8 +93,13 @@ class LocalSSHServer:
         key_type, key_b64 = host_pub.split()[:2]
         self.known_hosts.write_text(f"[{self.address}]:{self.port} {key_type} {key_b64}\n")
         log = open(self._log, "wb")  # noqa: SIM115 (sshd keeps writing to it)
-        self._proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        self._proc = subprocess.Popen(
+            [sshd, "-D", "-e", "-f", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -105,8 +111,9 @@ class LocalSSHServer:
                     return self
             time.sleep(0.05)
         self.stop()
-        raise HostError(f"sshd on {self.address}:{self.port} did not answer within {self.start_timeout:.0f} s: "
-                        f"{self.log_tail()}")  # fmt: skip
+        raise HostError(
+            f"sshd on {self.address}:{self.port} did not answer within {self.start_timeout:.0f} s: {self.log_tail()}"
+        )
 
     def log_tail(self, chars: int = 1500) -> str:
         try:

@@ -48,8 +48,9 @@ class CommandResult:
 class RemoteHost:
     """One SSH connection to ``username@address:port``, authenticated by ``keyfile`` only."""
 
-    def __init__(self, address: str, port: int, username: str, keyfile: Path, known_hosts: Path,
-                 connect_timeout: float = 15.0) -> None:  # fmt: skip
+    def __init__(
+        self, address: str, port: int, username: str, keyfile: Path, known_hosts: Path, connect_timeout: float = 15.0
+    ) -> None:
         self.address = address
         self.port = port
         self.username = username
@@ -70,8 +71,10 @@ class RemoteHost:
 
     def connect(self) -> None:
         if not self.known_hosts.is_file():
-            raise HostError(f"ssh {self}: known_hosts file {self.known_hosts} does not exist; host keys are "
-                            "checked strictly, so the file must hold this host's key")  # fmt: skip
+            raise HostError(
+                f"ssh {self}: known_hosts file {self.known_hosts} does not exist; host keys are "
+                "checked strictly, so the file must hold this host's key"
+            )
         if not self.keyfile.is_file():
             raise HostError(f"ssh {self}: key file {self.keyfile} does not exist")
         client = paramiko.SSHClient()
@@ -80,9 +83,16 @@ class RemoteHost:
         t = self.connect_timeout
         try:
             client.connect(
-                self.address, self.port, self.username, key_filename=str(self.keyfile), look_for_keys=False,
-                allow_agent=False, timeout=t, banner_timeout=t, auth_timeout=t,
-            )  # fmt: skip
+                self.address,
+                self.port,
+                self.username,
+                key_filename=str(self.keyfile),
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=t,
+                banner_timeout=t,
+                auth_timeout=t,
+            )
         except HostError:
             client.close()
             raise
@@ -95,8 +105,10 @@ class RemoteHost:
             ) from None
         except paramiko.AuthenticationException as exc:
             client.close()
-            raise HostError(f"ssh {self}: login refused for user {self.username} with key {self.keyfile}: {exc} "
-                            "(is the public key in the host's authorized_keys?)") from None  # fmt: skip
+            raise HostError(
+                f"ssh {self}: login refused for user {self.username} with key {self.keyfile}: {exc} "
+                "(is the public key in the host's authorized_keys?)"
+            ) from None
         except (paramiko.ssh_exception.NoValidConnectionsError, ConnectionRefusedError) as exc:
             client.close()
             raise HostError(f"ssh {self}: connection refused ({exc}); is sshd running on that port?") from None

@@ -60,8 +60,14 @@ class MigrationPlan:
 class Migration:
     """Runs ``plan`` from ``src`` (a connected QMP session) to ``dst`` (a started Destination)."""
 
-    def __init__(self, src: QMPSession, dst: Destination, plan: MigrationPlan, describe_source: Callable[[], str],
-                 after_start: Callable[[Destination], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        src: QMPSession,
+        dst: Destination,
+        plan: MigrationPlan,
+        describe_source: Callable[[], str],
+        after_start: Callable[[Destination], None] | None = None,
+    ) -> None:
         self.after_start = after_start
         self.src = src
         self.dst = dst
@@ -138,8 +144,10 @@ class Migration:
                 self._note(f"migrate-start-postcopy at {share:.1%} of RAM sent")
                 return share
             if time.monotonic() > deadline:
-                why = (f"post-copy switch point {plan.postcopy_at:.0%} not reached in {plan.timeout:.0f} s "
-                       f"(status {status}, {share:.1%} sent)")  # fmt: skip
+                why = (
+                    f"post-copy switch point {plan.postcopy_at:.0%} not reached in {plan.timeout:.0f} s "
+                    f"(status {status}, {share:.1%} sent)"
+                )
                 raise self._fail(MigrationTimeout, why)
             self._check_destination_alive()
             time.sleep(0.01)
@@ -153,8 +161,9 @@ class Migration:
         plan = self.plan
         last_sent, last_move = -1, time.monotonic()
         while True:
-            event = self.src.wait_event(lambda e: e.name == "MIGRATION" and e.data.get("status") in FINAL,
-                                        timeout=1.0, start=mark)  # fmt: skip
+            event = self.src.wait_event(
+                lambda e: e.name == "MIGRATION" and e.data.get("status") in FINAL, timeout=1.0, start=mark
+            )
             if event is not None:
                 noticed = time.time()
                 self._note(f"source event MIGRATION {event.data['status']}")
@@ -164,12 +173,16 @@ class Migration:
             if sent != last_sent:
                 last_sent, last_move = sent, now
             elif now - last_move > plan.stall_timeout:
-                why = (f"migration stalled: {sent} of {total} bytes sent and nothing moved for "
-                       f"{plan.stall_timeout:.0f} s (status {status})")  # fmt: skip
+                why = (
+                    f"migration stalled: {sent} of {total} bytes sent and nothing moved for "
+                    f"{plan.stall_timeout:.0f} s (status {status})"
+                )
                 raise self._fail(MigrationStalled, why)
             if now - self._t0 > plan.timeout:
-                why = (f"migration did not finish within {plan.timeout:.0f} s (status {status}, "
-                       f"{sent / 2**20:.0f} MiB sent of {total / 2**20:.0f} MiB RAM)")  # fmt: skip
+                why = (
+                    f"migration did not finish within {plan.timeout:.0f} s (status {status}, "
+                    f"{sent / 2**20:.0f} MiB sent of {total / 2**20:.0f} MiB RAM)"
+                )
                 raise self._fail(MigrationTimeout, why)
             self._check_destination_alive()
 
@@ -225,8 +238,10 @@ class Migration:
         resumed = self.dst.qmp.wait_event(lambda e: e.name == "RESUME", plan.resume_timeout, start=dst_mark)
         dst_status = self.dst.status()
         if resumed is None and dst_status != "running":
-            raise self._fail(MigrationError, f"destination did not resume within {plan.resume_timeout:.0f} s "
-                                             f"after completion (status {dst_status})")  # fmt: skip
+            raise self._fail(
+                MigrationError,
+                f"destination did not resume within {plan.resume_timeout:.0f} s after completion (status {dst_status})",
+            )
         dst_info = self.dst.qmp.execute("query-migrate")
         figures = MigrationFigures.from_qmp(plan.mode, src_info, dst_info)
         figures.notice_latency_ms = (noticed - event.qemu_time) * 1000.0

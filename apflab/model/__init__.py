@@ -4,7 +4,7 @@ abi.md section 2 is its spec, TF-A's behaviour the proxy; the ``kvm-v4`` profile
 in the v4 series' deviations one named switch at a time (apflab.profiles).
 """
 
-from apflab.model.guest import ModelGuest, model_target_info
+from apflab.model.guest import ModelGuest, model_facts
 from apflab.model.machine import Machine, ModelError
 
-__all__ = ["Machine", "ModelError", "ModelGuest", "model_target_info"]
+__all__ = ["Machine", "ModelError", "ModelGuest", "model_facts"]

@@ -15,22 +15,7 @@ from dataclasses import dataclass, field
 
 from apflab.abi import sdei
 from apflab.abi.smccc import MASK64, to_s64
-from apflab.guest import (
-    Call,
-    CallResult,
-    Delivery,
-    Fault,
-    Handler,
-    HandlerStep,
-    Inject,
-    Irq,
-    Landing,
-    Read32,
-    Regs,
-    Snapshot,
-    TargetError,
-    Write32,
-)
+from apflab.guest import CallResult, Delivery, Handler, HandlerStep, Landing, Regs, TargetError
 from apflab.model.machine import Machine, ModelError
 from apflab.model.pe import VECTOR_IRQ_CURRENT_SP0, VECTOR_IRQ_CURRENT_SPX, VECTOR_IRQ_LOWER_A64, make_pstate
 
@@ -69,9 +54,7 @@ class _Record:
     fin: int | None = None
 
     def freeze(self) -> Delivery:
-        return Delivery(
-            self.seq, self.pe, self.depth, self.x, self.pstate, tuple(self.results), self.landed, self.fin
-        )
+        return Delivery(self.seq, self.pe, self.depth, self.x, self.pstate, tuple(self.results), self.landed, self.fin)
 
 
 class ModelAgent:
@@ -221,29 +204,10 @@ class ModelAgent:
         self._finish(pe, record, handler)
 
     def _step(self, pe: int, step: HandlerStep) -> int:
-        if isinstance(step, Call):
-            self._smc(pe, HANDLER_CALL_SITE, step.fid, list(step.args))
-            status = to_s64(self.machine.pe(pe).x[0])
-        elif isinstance(step, Inject):
-            status = self.machine.inject(step.event, step.pe)
-        elif isinstance(step, Irq):
-            status = self.machine.raise_irq(step.intid, step.pe)
-        elif isinstance(step, Read32):
-            return self.machine.memory.read32(step.gpa)
-        elif isinstance(step, Write32):
-            self.machine.memory.write32(step.gpa, step.value)
-            return 0
-        elif isinstance(step, Fault):
-            status = self._apf().fault(step.pe, step.gfn, step.privileged)[0]
-        elif isinstance(step, Snapshot):
-            from apflab.model.migration import save
-
-            self.snapshot = save(self.machine)
-            return len(self.snapshot)
-        else:
-            raise ModelError(f"unknown handler step {step!r}")
+        """Make one handler step on ``pe``, then let every PE take what it caused."""
+        result = step.apply(_InHandler(self, pe))
         self._service_all(first=pe)
-        return status
+        return result
 
     def _finish(self, pe: int, record: _Record, handler: Handler) -> None:
         cpu = self.machine.pe(pe)
@@ -273,3 +237,44 @@ class ModelAgent:
             record.landed = Landing(cpu.pc, cpu.elr, cpu.spsr, cpu.pstate)
             cpu.eret()
             self._service_all(first=pe)
+
+
+@dataclass
+class _InHandler:
+    """The Guest operations a handler step can be, as the agent makes them inside a handler on ``pe``.
+
+    Each returns the step's result: x0 of a call, the host's status of an injection or
+    interrupt, the word read, 0 for a write, the fault's outcome, the snapshot's size.
+    """
+
+    agent: ModelAgent
+    pe: int
+
+    def call(self, fid: int, *args: int) -> int:
+        self.agent._smc(self.pe, HANDLER_CALL_SITE, fid, list(args))
+        return to_s64(self.agent.machine.pe(self.pe).x[0])
+
+    def inject(self, event: int, pe: int) -> int:
+        return self.agent.machine.inject(event, pe)
+
+    def raise_irq(self, intid: int, pe: int) -> int:
+        return self.agent.machine.raise_irq(intid, pe)
+
+    def mem_read32(self, gpa: int) -> int:
+        return self.agent.machine.memory.read32(gpa)
+
+    def mem_write32(self, gpa: int, value: int) -> int:
+        self.agent.machine.memory.write32(gpa, value)
+        return 0
+
+    def fault(self, pe: int, gfn: int, privileged: bool) -> int:
+        return self.agent._apf().fault(pe, gfn, privileged)[0]
+
+    def tick(self, us: int) -> int:
+        return self.agent._apf().tick(us)
+
+    def save_state(self) -> int:
+        from apflab.model.migration import save
+
+        self.agent.snapshot = save(self.agent.machine)
+        return len(self.agent.snapshot)

@@ -62,8 +62,7 @@ class VcpuApf:
 
 
 class AsyncPf:
-    def __init__(self, dispatcher: Dispatcher, memory: Memory, npes: int,
-                 running: Callable[[int], bool]) -> None:  # fmt: skip
+    def __init__(self, dispatcher: Dispatcher, memory: Memory, npes: int, running: Callable[[int], bool]) -> None:
         self.sdei = dispatcher
         self.memory = memory
         self.vcpus = [VcpuApf(i) for i in range(npes)]
@@ -166,8 +165,9 @@ class AsyncPf:
         reason, token = self._block(v)
         if not v.pageready_pending and (reason, token) == (0, 0):
             return True
-        undelivered = (reason == apf.REASON_PAGE_NOT_PRESENT and v.notpresent_pending
-                       and token == v.notpresent_token == work.token)  # fmt: skip
+        undelivered = (
+            reason == apf.REASON_PAGE_NOT_PRESENT and v.notpresent_pending and token == v.notpresent_token == work.token
+        )
         return undelivered
 
     def check_completion(self, pe: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apflab.guest import CallResult, Guest, Handler, Regs, TargetInfo, Unsupported
+from apflab.guest import CallResult, Guest, GuestFacts, Handler, Regs, Unsupported
 from apflab.model.agent import HANDLER_ENTRY, RESUME_PAD, VBAR, ModelAgent
 from apflab.model.machine import Machine
 from apflab.model.migration import restore, save
@@ -13,20 +13,18 @@ from apflab.profiles import Profile
 MODEL_CAPABILITIES = frozenset({"inject", "irq", "reset", "in-handler-inject", "mem"})
 
 
-def model_target_info(name: str, profile: Profile, pes: int, el: int) -> TargetInfo:
-    """The model's facts: the same for the in-process guest and ``apflab agent``."""
+def model_facts(profile: Profile, pes: int, el: int) -> GuestFacts:
+    """What the model says of itself: the same for the in-process guest and ``apflab agent``."""
     machine = Machine(profile, pes, el)
     platform = PLATFORMS[profile.name]
-    events = platform.events
     caps = set(MODEL_CAPABILITIES)
     if pes > 1:
         caps.add("multi-pe")
     if platform.kvm_vendor_hyp:
         caps |= {"kvm-vendor-hyp", "apf-host", "migration"}  # the v4 series' VMM interfaces
-    return TargetInfo(
-        name=name,
-        profile=profile,
-        conduit="hvc" if profile.name.startswith("kvm") else "smc",
+    return GuestFacts(
+        agent="model",
+        conduit="hvc" if platform.kvm_vendor_hyp else "smc",
         el=el,
         pes=pes,
         mpidrs=tuple(p.mpidr for p in machine.pes),
@@ -34,18 +32,30 @@ def model_target_info(name: str, profile: Profile, pes: int, el: int) -> TargetI
         resume_point=RESUME_PAD,
         vbar=VBAR,
         capabilities=frozenset(caps),
-        events=events,
+        profile=profile.name,
+        events=platform.events,
     )
 
 
 class ModelGuest(Guest):
     def __init__(self, name: str, profile: Profile, pes: int = 4, el: int = 1) -> None:
-        self.info = model_target_info(name, profile, pes, el)
+        self.name = name
+        self.model_profile = profile
+        self._facts = model_facts(profile, pes, el)
         self._pes, self._el = pes, el
         self.reset()
 
+    @property
+    def facts(self) -> GuestFacts:
+        return self._facts
+
+    def _own(self, capability: str) -> None:
+        """The model refuses an operation its profile does not have, as a target would."""
+        if capability not in self._facts.capabilities:
+            raise self._unsupported(capability)
+
     def reset(self) -> None:
-        self.agent = ModelAgent(Machine(self.info.profile, self._pes, self._el))
+        self.agent = ModelAgent(Machine(self.model_profile, self._pes, self._el))
 
     def call(self, fid: int, *args: int) -> CallResult:
         return self.agent.call(fid, args)
@@ -66,21 +76,21 @@ class ModelGuest(Guest):
         return self.agent.raise_irq(intid, pe)
 
     def fault(self, pe: int, gfn: int, privileged: bool = False, latency_us: int | None = None) -> CallResult:
-        self.require("apf-host")
+        self._own("apf-host")
         return self.agent.fault(pe, gfn, privileged, latency_us)
 
     def tick(self, us: int) -> CallResult:
-        self.require("apf-host")
+        self._own("apf-host")
         return self.agent.tick(us)
 
     def apf_command(self, pe: int | None, cmd: int, value: int = 0) -> tuple[int, int]:
-        self.require("apf-host")
+        self._own("apf-host")
         if pe is not None:
             self.agent.machine.pe(pe)
         return self.agent._apf().command(pe, cmd, value)
 
     def irq_level(self, pe: int, intid: int) -> int:
-        self.require("apf-host")
+        self._own("apf-host")
         apf = self.agent._apf()
         v = apf.vcpus[self.agent.machine.pe(pe).index]
         return int(v.irq_level and intid == v.irq)
@@ -92,15 +102,15 @@ class ModelGuest(Guest):
         self.agent.machine.memory.write32(gpa, value)
 
     def save_state(self) -> bytes:
-        self.require("migration")
+        self._own("migration")
         return save(self.agent.machine)
 
     def restore_state(self, image: bytes) -> None:
-        self.require("migration")
-        self.agent.replace_machine(restore(image, self.info.profile))
+        self._own("migration")
+        self.agent.replace_machine(restore(image, self.model_profile))
 
     def restore_snapshot(self) -> None:
-        self.require("migration")
+        self._own("migration")
         if self.agent.snapshot is None:
             raise Unsupported("no Snapshot step has run since the last reset")
         self.restore_state(self.agent.snapshot)

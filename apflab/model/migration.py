@@ -128,8 +128,9 @@ class _Reader:
 
     def take(self, n: int, what: str) -> bytes:
         if self.pos + n > len(self.data):
-            raise MigrationError(f"truncated image: {what} needs {n} bytes at offset {self.pos}, "
-                                 f"{len(self.data) - self.pos} left")  # fmt: skip
+            raise MigrationError(
+                f"truncated image: {what} needs {n} bytes at offset {self.pos}, {len(self.data) - self.pos} left"
+            )
         chunk = self.data[self.pos : self.pos + n]
         self.pos += n
         return chunk
@@ -207,14 +208,18 @@ def restore(data: bytes, profile: Profile = KVM_V4, order: Sequence[str] = QEMU_
         cpu.x = list(core[:31])
         cpu.pc, cpu.pstate, cpu.elr, cpu.spsr, cpu.vbar = core[31:36]
         machine.apf.vcpus[pe].irq_level = bool(core[36])
-        kske = [u.KvmEventState.unpack(r.take(u.KVM_EVENT_STATE_SIZE, f"cpu {pe} kske[{i}]"))
-                for i in range(r.count(f"cpu {pe} kske_num", 64))]  # fmt: skip
+        kske = [
+            u.KvmEventState.unpack(r.take(u.KVM_EVENT_STATE_SIZE, f"cpu {pe} kske[{i}]"))
+            for i in range(r.count(f"cpu {pe} kske_num", 64))
+        ]
         if kske and pe != 0:
             raise MigrationError(f"cpu {pe} carries VM events: QEMU saves them on CPU 0 only")
         for k in kske:
             _set_kevent(machine, k)
-        ksve = [u.VcpuEventState.unpack(r.take(u.VCPU_EVENT_STATE.size, f"cpu {pe} ksve[{i}]"))
-                for i in range(r.count(f"cpu {pe} ksve_num", 64))]  # fmt: skip
+        ksve = [
+            u.VcpuEventState.unpack(r.take(u.VCPU_EVENT_STATE.size, f"cpu {pe} ksve[{i}]"))
+            for i in range(r.count(f"cpu {pe} ksve_num", 64))
+        ]
         if r.count(f"cpu {pe} ksv_num", 1) != 1:
             raise MigrationError(f"cpu {pe} has no kvm_sdei_vcpu_state")
         ksv = u.VcpuState.unpack(r.take(u.VCPU_STATE_SIZE, f"cpu {pe} ksv"))
@@ -235,7 +240,9 @@ def restore(data: bytes, profile: Profile = KVM_V4, order: Sequence[str] = QEMU_
             if values[name]:
                 err, _ = machine.apf.command(pe, cmds[name], values[name])
                 if err:
-                    raise MigrationError(f"cpu {pe} async_pf: SET_{name.upper()} failed ({err}); QEMU restores "
-                                         "SDEI and IRQ before CONTROL because enabling needs both")  # fmt: skip
+                    raise MigrationError(
+                        f"cpu {pe} async_pf: SET_{name.upper()} failed ({err}); QEMU restores "
+                        "SDEI and IRQ before CONTROL because enabling needs both"
+                    )
     machine.sdei.check_invariants()
     return machine

@@ -55,9 +55,10 @@ class Outcome(enum.Enum):
 
 Cell = State | Outcome
 
-_ = Outcome.DENY
+# Short names so each row reads like a row of TF-A's table: X denies, = is a no-op.
+X = Outcome.DENY
 N = Outcome.NOP
-S = State
+reg, reG, rEG, Reg, ReG, REG = State.reg, State.reG, State.rEG, State.Reg, State.ReG, State.REG
 
 #: Columns in the order of abi.md 2.5 / TF-A's table.
 COLUMNS: Final = (
@@ -74,15 +75,17 @@ COLUMNS: Final = (
 )
 
 #: State x action -> outcome. Rows transcribe abi.md 2.5 cell by cell.
+# fmt: off
 _ROWS: Final[dict[State, tuple[Cell, ...]]] = {
-    #          REGISTER RELEASE ENABLE  DISABLE UNREG   ROUTING CONTEXT COMPL   C_AND_R DISPATCH
-    S.reg: (S.reG, N, _, _, _, _, _, _, _, _),
-    S.reG: (_, _, S.rEG, N, S.reg, N, _, _, _, _),
-    S.rEG: (_, _, N, S.reG, S.reg, _, _, _, _, S.REG),
-    S.ReG: (_, _, S.REG, N, S.Reg, _, N, S.reG, S.reG, _),
-    S.REG: (_, _, N, S.ReG, S.Reg, _, N, S.rEG, S.rEG, _),
-    S.Reg: (_, _, _, _, _, _, N, S.reg, S.reg, _),
+    #      REGISTER RELEASE ENABLE  DISABLE UNREG   ROUTING CONTEXT COMPL   C_AND_R DISPATCH
+    reg: (reG,     N,      X,      X,      X,      X,      X,      X,      X,      X),
+    reG: (X,       X,      rEG,    N,      reg,    N,      X,      X,      X,      X),
+    rEG: (X,       X,      N,      reG,    reg,    X,      X,      X,      X,      REG),
+    ReG: (X,       X,      REG,    N,      Reg,    X,      N,      reG,    reG,    X),
+    REG: (X,       X,      N,      ReG,    Reg,    X,      N,      rEG,    rEG,    X),
+    Reg: (X,       X,      X,      X,      X,      X,      N,      reg,    reg,    X),
 }
+# fmt: on
 
 TABLE: Final[dict[State, dict[Action, Cell]]] = {
     state: dict(zip(COLUMNS, row, strict=True)) for state, row in _ROWS.items()

@@ -10,7 +10,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from apflab.cli import CliError
+from apflab.errors import CliError
 
 
 def parse_tags(pairs: list[str]) -> dict[str, str]:
@@ -42,11 +42,20 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
         raise CliError("--deadline must be positive (seconds to wait for places)")
     if not Path(args.lg_env).exists():
         raise CliError(f"labgrid environment {args.lg_env} does not exist (give --lg-env)")
-    opts = NightlyOptions(tags=tags, count=count, minimum=minimum, deadline_s=args.deadline,
-                          coordinator=args.coordinator, lab=args.lg_env, out=Path(args.out),
-                          suites=args.suite or ["testcases"], target=args.target,
-                          pytest_args=shlex.split(args.pytest_args), run_timeout_s=args.timeout,
-                          connect_timeout_s=args.connect_timeout)  # fmt: skip
+    opts = NightlyOptions(
+        tags=tags,
+        count=count,
+        minimum=minimum,
+        deadline_s=args.deadline,
+        coordinator=args.coordinator,
+        lab=args.lg_env,
+        out=Path(args.out),
+        suites=args.suite or ["testcases"],
+        target=args.target,
+        pytest_args=shlex.split(args.pytest_args),
+        run_timeout_s=args.timeout,
+        connect_timeout_s=args.connect_timeout,
+    )
     try:
         result = run_nightly(opts)
     except LabError as exc:

@@ -93,12 +93,21 @@ def merge(out: Path, facts: RunFacts) -> list[PlaceResult]:
     lines.append(summary_line(total))
     atomic_write(out / "summary.txt", ("\n".join(lines) + "\n").encode())
     doc = {
-        "coordinator": facts.coordinator, "tags": facts.tags, "asked": facts.asked, "minimum": facts.minimum,
-        "got": len(facts.places), "notes": facts.notes, "timings": facts.timings, "exit_codes": facts.exit_codes,
-        "interrupted": facts.interrupted, "error": facts.error,
-        "places": [{"place": r.place, "target": r.target, "tags": r.tags,
-                    "counts": {v.value: n for v, n in r.counts.items()}} for r in results],
-    }  # fmt: skip
+        "coordinator": facts.coordinator,
+        "tags": facts.tags,
+        "asked": facts.asked,
+        "minimum": facts.minimum,
+        "got": len(facts.places),
+        "notes": facts.notes,
+        "timings": facts.timings,
+        "exit_codes": facts.exit_codes,
+        "interrupted": facts.interrupted,
+        "error": facts.error,
+        "places": [
+            {"place": r.place, "target": r.target, "tags": r.tags, "counts": {v.value: n for v, n in r.counts.items()}}
+            for r in results
+        ],
+    }
     atomic_write(out / "nightly.json", json.dumps(doc, indent=1).encode())
     atomic_write(out / "nightly.md", markdown(facts, results, total).encode())
     return results
@@ -115,15 +124,17 @@ def markdown(facts: RunFacts, results: list[PlaceResult], total: Counter[Verdict
         "",
         "| place | target | profile | conduit | tests | pass | unexpected failures | known failures | skipped |",
         "|---|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for r in results:
         n = r.counts
         profile = r.properties.get("profile") or r.tags.get("profile", "")
         conduit = r.properties.get("conduit") or r.tags.get("conduit", "")
         passed = n[Verdict.PASS] + n[Verdict.XPASS]
         skipped = n[Verdict.SKIP] + n[Verdict.XFAIL]
-        out.append(f"| {r.place} | {r.target} | {profile} | {conduit} | {sum(n.values())} | {passed} "
-                   f"| {n[Verdict.FAIL]} | {n[Verdict.KFAIL]} | {skipped} |")  # fmt: skip
+        out.append(
+            f"| {r.place} | {r.target} | {profile} | {conduit} | {sum(n.values())} | {passed} "
+            f"| {n[Verdict.FAIL]} | {n[Verdict.KFAIL]} | {skipped} |"
+        )
     if facts.error:
         out += ["", f"**No run**: {facts.error}"]
     out += ["", summary_line(total), ""]

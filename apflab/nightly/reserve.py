@@ -63,17 +63,24 @@ def _check_resources(session: CoordinatorSession, place: str) -> str | None:
     return None
 
 
-def acquire_places(session: CoordinatorSession, tags: dict[str, str], count: int, minimum: int,
-                   deadline_s: float, poll_s: float = 0.5,
-                   log: Callable[[str], None] = lambda _: None) -> Allocation:  # fmt: skip
+def acquire_places(
+    session: CoordinatorSession,
+    tags: dict[str, str],
+    count: int,
+    minimum: int,
+    deadline_s: float,
+    poll_s: float = 0.5,
+    log: Callable[[str], None] = lambda _: None,
+) -> Allocation:
     """Reserve ``count`` places matching ``tags``, acquire each as soon as it is allocated,
     give up waiting after ``deadline_s`` seconds; raise NoPlaces below ``minimum``."""
     if count < 1 or not 1 <= minimum <= count:
         raise LabError(f"asked for {count} places with minimum {minimum}: need 1 <= minimum <= count")
     candidates = [p for p in session.places().values() if p.matches_tags(tags)]
     if not candidates:
-        raise NoPlaces(f"no place has the tags {_tags_text(tags)} (places: "
-                       f"{', '.join(sorted(session.places())) or 'none'})")  # fmt: skip
+        raise NoPlaces(
+            f"no place has the tags {_tags_text(tags)} (places: {', '.join(sorted(session.places())) or 'none'})"
+        )
     alloc = Allocation(asked=count)
     tokens: list[str] = []
     waiting: list[str] = []
@@ -107,16 +114,17 @@ def acquire_places(session: CoordinatorSession, tags: dict[str, str], count: int
                 alloc.notes.append(f"only {len(candidates)} places have the tags {_tags_text(tags)}")
             alloc.notes.extend(_why_not(session, tags, {lease.place for lease in alloc.leases}))
         if len(alloc.leases) < minimum:
-            raise NoPlaces(f"{len(alloc.leases)} of {count} places with {_tags_text(tags)} within "
-                           f"{deadline_s:g} s, minimum {minimum}; " + "; ".join(alloc.notes))  # fmt: skip
+            raise NoPlaces(
+                f"{len(alloc.leases)} of {count} places with {_tags_text(tags)} within "
+                f"{deadline_s:g} s, minimum {minimum}; " + "; ".join(alloc.notes)
+            )
     except BaseException:
         give_back(session, alloc.leases, tokens)
         raise
     return alloc
 
 
-def _take(session: CoordinatorSession, alloc: Allocation, place: str, token: str,
-          log: Callable[[str], None]) -> None:  # fmt: skip
+def _take(session: CoordinatorSession, alloc: Allocation, place: str, token: str, log: Callable[[str], None]) -> None:
     t = time.monotonic()
     try:
         session.acquire(place)

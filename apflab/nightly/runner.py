@@ -70,8 +70,9 @@ def remote_targets(lab: str) -> dict[str, bool]:
     return {name: "RemotePlace" in ((cfg or {}).get("resources") or {}) for name, cfg in targets.items()}
 
 
-def plan_groups(leases: list[Lease], default_target: str | None, lab: str,
-                notes: list[str]) -> tuple[dict[str, list[Lease]], list[Lease]]:  # fmt: skip
+def plan_groups(
+    leases: list[Lease], default_target: str | None, lab: str, notes: list[str]
+) -> tuple[dict[str, list[Lease]], list[Lease]]:
     """Places by the target that drives them; places no target fits are returned apart."""
     known = remote_targets(lab)
     groups: dict[str, list[Lease]] = {}
@@ -132,20 +133,50 @@ class PytestRun:
         self.leases = leases
         self.plan = opts.out / f"plan-{target}.json"
         self.log = opts.out / f"pytest-{target}.log"
-        plan = {"coordinator": address, "out": str(opts.out), "target": target,
-                "places": [{"place": x.place, "token": x.token, "tags": x.tags} for x in leases]}  # fmt: skip
+        plan = {
+            "coordinator": address,
+            "out": str(opts.out),
+            "target": target,
+            "places": [{"place": x.place, "token": x.token, "tags": x.tags} for x in leases],
+        }
         self.plan.write_text(json.dumps(plan, indent=1))
-        self.argv = [sys.executable, "-m", "pytest", *opts.suites, "-p", "apflab.nightly.worker",
-                     "-n", str(len(leases)), "--dist", "each", "--max-worker-restart=0",
-                     "--target", target, "--lg-env", opts.lab, "--lg-coordinator", address,
-                     "-p", "no:cacheprovider", "-q", "-rN", *opts.pytest_args]  # fmt: skip
+        self.argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *opts.suites,
+            "-p",
+            "apflab.nightly.worker",
+            "-n",
+            str(len(leases)),
+            "--dist",
+            "each",
+            "--max-worker-restart=0",
+            "--target",
+            target,
+            "--lg-env",
+            opts.lab,
+            "--lg-coordinator",
+            address,
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rN",
+            *opts.pytest_args,
+        ]
         self.env = {**os.environ, PLAN_ENV: str(self.plan), "LG_COORDINATOR": address}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         env=self.env, start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
 
     def done(self) -> bool:
         return self.proc is None or self.proc.poll() is not None
@@ -184,8 +215,14 @@ def run_nightly(opts: NightlyOptions, say: Callable[[str], None] = print) -> Nig
     try:
         with sigterm_interrupts():
             try:
-                alloc = acquire_places(session, opts.tags, opts.count, opts.minimum, opts.deadline_s,
-                                       log=lambda m: say(f"apflab nightly: {m}"))  # fmt: skip
+                alloc = acquire_places(
+                    session,
+                    opts.tags,
+                    opts.count,
+                    opts.minimum,
+                    opts.deadline_s,
+                    log=lambda m: say(f"apflab nightly: {m}"),
+                )
                 facts.notes.extend(alloc.notes)
                 facts.timings["places_s"] = alloc.places_s
                 facts.timings["acquire_s"] = alloc.acquire_s
@@ -193,16 +230,20 @@ def run_nightly(opts: NightlyOptions, say: Callable[[str], None] = print) -> Nig
                 if unfit:
                     give_back(session, unfit, [x.token for x in unfit])
                 if len(alloc.leases) < opts.count:
-                    say(f"apflab nightly: asked for {opts.count} places, got {len(alloc.leases)}: "
-                        + "; ".join(alloc.notes))  # fmt: skip
+                    say(
+                        f"apflab nightly: asked for {opts.count} places, got {len(alloc.leases)}: "
+                        + "; ".join(alloc.notes)
+                    )
                 facts.places = [(x.place, t, x.tags) for t, leases in groups.items() for x in leases]
                 if not groups:
                     raise LabError("no acquired place fits a target: " + "; ".join(facts.notes))
                 runs = [PytestRun(t, leases, opts, address) for t, leases in groups.items()]
                 t_run = time.monotonic()
                 for run in runs:
-                    say(f"apflab nightly: {run.target} on {', '.join(x.place for x in run.leases)}: "
-                        f"pytest -n {len(run.leases)} (log {run.log})")  # fmt: skip
+                    say(
+                        f"apflab nightly: {run.target} on {', '.join(x.place for x in run.leases)}: "
+                        f"pytest -n {len(run.leases)} (log {run.log})"
+                    )
                     run.start()
                 deadline = t_run + opts.run_timeout_s
                 while not all(r.done() for r in runs):

@@ -85,9 +85,13 @@ class CoordinatorSession:
         # The coordinator tells clients apart by their connection's peer address, and gRPC
         # shares one connection between channels to the same address in a process: a
         # channel of its own keeps this session apart from labgrid's RemotePlace session.
-        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.keepalive_time_ms", 7500),
-                   ("grpc.keepalive_timeout_ms", 10000), ("grpc.http2.ping_timeout_ms", 10000),
-                   ("grpc.http2.max_pings_without_data", 0)]  # fmt: skip
+        options = [
+            ("grpc.use_local_subchannel_pool", 1),
+            ("grpc.keepalive_time_ms", 7500),
+            ("grpc.keepalive_timeout_ms", 10000),
+            ("grpc.http2.ping_timeout_ms", 10000),
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
         unused = self._session.channel
         self._session.channel = grpc.aio.insecure_channel(target=self.address, options=options)
         self._session.stub = labgrid_coordinator_pb2_grpc.CoordinatorStub(self._session.channel)
@@ -96,8 +100,9 @@ class CoordinatorSession:
             self._run(self._session.start(), what="connect")
         except (ServerError, LabError, OSError) as exc:
             self.close()
-            raise CoordinatorUnreachable(f"no labgrid coordinator answers at {self.address} "
-                                         f"(within {self.timeout:g} s): {exc}") from None  # fmt: skip
+            raise CoordinatorUnreachable(
+                f"no labgrid coordinator answers at {self.address} (within {self.timeout:g} s): {exc}"
+            ) from None
 
     def __enter__(self) -> CoordinatorSession:
         return self
@@ -161,8 +166,14 @@ class CoordinatorSession:
             exporter, group, _cls, name = path
             entry = self._session.resources.get(exporter, {}).get(group, {}).get(name)
             resources.append(("/".join(path), bool(entry is not None and entry.data and entry.avail)))
-        return PlaceState(place.name, dict(place.tags), place.acquired, place.reservation,
-                          tuple(str(m) for m in place.matches), tuple(resources))  # fmt: skip
+        return PlaceState(
+            place.name,
+            dict(place.tags),
+            place.acquired,
+            place.reservation,
+            tuple(str(m) for m in place.matches),
+            tuple(resources),
+        )
 
     def exported(self) -> list[tuple[str, bool]]:
         """Every resource the exporters publish now: (exporter/group/cls/name, available)."""

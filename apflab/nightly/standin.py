@@ -64,9 +64,15 @@ class Process:
     def start(self) -> Process:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, env={**os.environ, **self.env},
-                                         start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
         return self
 
     def alive(self) -> bool:
@@ -132,8 +138,9 @@ class StandinLab:
     def start_coordinator(self) -> None:
         cdir = self.state / "coordinator"
         cdir.mkdir(parents=True, exist_ok=True)
-        self.coordinator = Process("coordinator", [_bin("labgrid-coordinator"), "--listen", self.address],
-                                   cdir / "coordinator.log", cdir).start()  # fmt: skip
+        self.coordinator = Process(
+            "coordinator", [_bin("labgrid-coordinator"), "--listen", self.address], cdir / "coordinator.log", cdir
+        ).start()
         deadline = time.monotonic() + self.timeout
         while True:
             with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=1):

@@ -55,8 +55,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     places = plan["places"]
     if index >= len(places):
-        raise pytest.UsageError(f"worker gw{index}: this run holds only {len(places)} places "
-                                f"({', '.join(p['place'] for p in places)})")  # fmt: skip
+        raise pytest.UsageError(
+            f"worker gw{index}: this run holds only {len(places)} places ({', '.join(p['place'] for p in places)})"
+        )
     place = places[index]
     os.environ["LG_TOKEN"] = place["token"]  # RemotePlace "+" -> the place reserved under it
     out = Path(plan["out"]) / place["place"]
@@ -157,8 +158,10 @@ class PlaceWatch:
         gone = [path for path, avail in state.resources if not avail]
         if gone or not state.resources:
             exporters = sorted({path.split("/")[0] for path in gone}) or ["?"]
-            return (f"place {name} lost its resources mid-run (exporter {', '.join(exporters)} gone?): "
-                    f"{', '.join(gone) or 'none left'}")  # fmt: skip
+            return (
+                f"place {name} lost its resources mid-run (exporter {', '.join(exporters)} gone?): "
+                f"{', '.join(gone) or 'none left'}"
+            )
         return None
 
     def _note(self, text: str) -> None:

@@ -36,11 +36,7 @@ def _mean_run(p: Params, apf: bool, calc: bool, runs: int, seed_: int) -> tuple[
     """Mean time, calculation steps and calculation CPU of ``runs`` jobs (fixed random streams)."""
     q = replace(p, calc_thread=calc)
     results = [run_swap_job(q, apf, random.Random(f"cal/{seed_}/{i}/{apf}/{calc}")) for i in range(runs)]
-    return (
-        mean(r.time_s for r in results),
-        mean(r.calc_steps for r in results),
-        mean(r.calc_cpu_s for r in results),
-    )
+    return (mean(r.time_s for r in results), mean(r.calc_steps for r in results), mean(r.calc_cpu_s for r in results))
 
 
 def _solve(f: Callable[[float], float], lo: float, hi: float, target: float, iters: int = 22) -> float:
@@ -60,10 +56,7 @@ def _solve(f: Callable[[float], float], lo: float, hi: float, target: float, ite
 def calibrate(base: Params = SCENARIO_A, runs: int = 4, seed_: int = 7) -> Params:
     t = seed.targets()
     p = replace(
-        base,
-        readahead_pages=max(1, round(base.workload_pages / t["async_faults"])),
-        run_sigma=0.0,
-        steal_spread=0.0,
+        base, readahead_pages=max(1, round(base.workload_pages / t["async_faults"])), run_sigma=0.0, steal_spread=0.0
     )
     service = p.swap_io_us + p.host_fault_cpu_us
 

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from apflab.errors import CliError
+
 DEFAULT_METRICS = "reports/out/simulate/{scenario}.metrics.json"
 
 
@@ -19,15 +21,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("scenario", choices=("scenario-a", "scenario-b"), help="which seed scenario")
     sim.add_argument("--runs", type=int, default=5, help="runs per configuration, with and without APF (default 5)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    sim.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="override a model parameter (docs/perf-model.md lists them); repeatable")  # fmt: skip
-    sim.add_argument("--metrics", default=None, metavar="PATH",
-                     help=f"metrics JSON to write (default {DEFAULT_METRICS}); '-' for none")  # fmt: skip
+    sim.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a model parameter (docs/perf-model.md lists them); repeatable",
+    )
+    sim.add_argument(
+        "--metrics",
+        default=None,
+        metavar="PATH",
+        help=f"metrics JSON to write (default {DEFAULT_METRICS}); '-' for none",
+    )
     sim.set_defaults(func=_cmd_simulate)
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from apflab.cli import CliError
     from apflab.perf.params import ParamError, with_overrides
     from apflab.perf.scenarios import DEFAULTS, SCENARIOS
     from apflab.perf.table import format_table, metrics

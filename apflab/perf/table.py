@@ -97,8 +97,15 @@ def format_table(result: ScenarioResult) -> str:
     body: list[tuple[str, ...]] = []
     for row in result.rows:
         v = row_values(row)
-        body.append((_time(row.minus.time_s), _calc(v["calc_minus"]), _time(row.plus.time_s), _calc(v["calc_plus"]),
-                     _output(row)))  # fmt: skip
+        body.append(
+            (
+                _time(row.minus.time_s),
+                _calc(v["calc_minus"]),
+                _time(row.plus.time_s),
+                _calc(v["calc_plus"]),
+                _output(row),
+            )
+        )
     widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(head)]
     fmt = " | ".join(f"{{:>{w}}}" for w in widths)
     lines.append(fmt.format(*head))

@@ -29,8 +29,19 @@ TEMPLATES = Path(apflab.__file__).resolve().parent.parent / "reports" / "templat
 TAIL_LINES = 40
 TAIL_WIDTH = 400
 MAX_FAILURES = 200
-PROVENANCE_FIRST = ("target", "profile", "apflab_version", "apflab_commit", "kernel", "qemu", "firmware", "conduit",
-                    "host", "python", "started")  # fmt: skip
+PROVENANCE_FIRST = (
+    "target",
+    "profile",
+    "apflab_version",
+    "apflab_commit",
+    "kernel",
+    "qemu",
+    "firmware",
+    "conduit",
+    "host",
+    "python",
+    "started",
+)
 
 
 @dataclass
@@ -126,8 +137,10 @@ def _seed_bands(table: PerfTable) -> list[str]:
 
     lo, hi = seed.A_BAND_NO_CALC
     lo_t, hi_t = seed.A_BAND_CALC
-    return [f"published (seed-results.md): without -t +{lo}..+{hi}% time; with -t {lo_t}..{hi_t}% time; "
-            f"about {seed.A_ASYNC_FAULTS:,} asynchronous page faults"]  # fmt: skip
+    return [
+        f"published (seed-results.md): without -t +{lo}..+{hi}% time; with -t {lo_t}..{hi_t}% time; "
+        f"about {seed.A_ASYNC_FAULTS:,} asynchronous page faults"
+    ]
 
 
 def _perf_section(table: PerfTable, index: int) -> PerfSection:

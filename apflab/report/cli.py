@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from apflab.errors import CliError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser("report", help="HTML/Markdown reports; merge and compare results")
     sub = report.add_subparsers(dest="report_command", required=True)
 
     build = sub.add_parser("build", help="report.html and report.md from a results folder or JUnit file")
-    build.add_argument("results", nargs="?", default="reports/out",
-                       help="results folder or junit.xml (default: reports/out)")  # fmt: skip
+    build.add_argument(
+        "results", nargs="?", default="reports/out", help="results folder or junit.xml (default: reports/out)"
+    )
     build.add_argument("-o", "--out", default=None, help="folder for the reports (default: the results folder)")
     build.add_argument("--title", default="apflab report", help="the report's title")
     build.set_defaults(func=_cmd_build)
@@ -29,14 +32,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare = sub.add_parser("compare", help="new failures, fixes, verdict changes, moved metrics; 1 on regression")
     compare.add_argument("old", help="the earlier results (folder or junit.xml)")
     compare.add_argument("new", help="the later results (folder or junit.xml)")
-    compare.add_argument("--threshold", action="append", default=[], metavar="PATTERN=PCT[:up|down|any]",
-                         help="metric rule, after the defaults (perf.*=10, perf.*.output_*=off); 'PATTERN=off' "
-                              "ignores metrics; repeatable")  # fmt: skip
+    compare.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="PATTERN=PCT[:up|down|any]",
+        help="metric rule, after the defaults (perf.*=10, perf.*.output_*=off); 'PATTERN=off' "
+        "ignores metrics; repeatable",
+    )
     compare.set_defaults(func=_cmd_compare)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from apflab.cli import CliError
     from apflab.report.build import build
     from apflab.report.load import ReportError
 
@@ -49,7 +56,6 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from apflab.cli import CliError
     from apflab.report.load import ReportError
     from apflab.report.merge import merge
 
@@ -62,7 +68,6 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from apflab.cli import CliError
     from apflab.report.compare import DEFAULT_RULES, compare, format_comparison, parse_rule
     from apflab.report.load import ReportError
 

@@ -157,10 +157,13 @@ def format_comparison(c: Comparison) -> str:
     section("verdict changes", [f"{t} {test}: {a} -> {b}" for t, test, a, b in c.changes])
     section("tests added", [f"{t} {test}" for t, test in c.added])
     section("tests removed", [f"{t} {test}" for t, test in c.removed])
-    section("metrics beyond their threshold", [
-        f"{m.target} {m.name}: {m.old:g} -> {m.new:g} {m.unit} ({m.change_pct:+.1f}%, threshold {m.threshold:g}%)"
-        + (" REGRESSION" if m.regression else "")
-        for m in c.moved
-    ])  # fmt: skip
+    section(
+        "metrics beyond their threshold",
+        [
+            f"{m.target} {m.name}: {m.old:g} -> {m.new:g} {m.unit} ({m.change_pct:+.1f}%, threshold {m.threshold:g}%)"
+            + (" REGRESSION" if m.regression else "")
+            for m in c.moved
+        ],
+    )
     lines.append("verdict: REGRESSION" if c.regression else "verdict: no regression")
     return "\n".join(lines)

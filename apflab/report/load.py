@@ -147,21 +147,23 @@ def read_junit(path: Path, root: ET.Element | None = None) -> list[Suite]:
             except ValueError:
                 raise ReportError(f"{path}: testcase {tc.get('name')!r} has time={tc.get('time')!r}") from None
             out_el, err_el = tc.find("system-out"), tc.find("system-err")
-            cases.append(Case(
-                target=props.get("target") or target,
-                profile=props.get("profile") or profile,
-                classname=tc.get("classname", ""),
-                name=tc.get("name", ""),
-                verdict=verdict,
-                section=props.get("spec_section", ""),
-                claim=props.get("claim", ""),
-                reason=reason,
-                time=time,
-                details=details,
-                system_out=(out_el.text or "") if out_el is not None else "",
-                system_err=(err_el.text or "") if err_el is not None else "",
-                properties=props,
-            ))  # fmt: skip
+            cases.append(
+                Case(
+                    target=props.get("target") or target,
+                    profile=props.get("profile") or profile,
+                    classname=tc.get("classname", ""),
+                    name=tc.get("name", ""),
+                    verdict=verdict,
+                    section=props.get("spec_section", ""),
+                    claim=props.get("claim", ""),
+                    reason=reason,
+                    time=time,
+                    details=details,
+                    system_out=(out_el.text or "") if out_el is not None else "",
+                    system_err=(err_el.text or "") if err_el is not None else "",
+                    properties=props,
+                )
+            )
         out.append(Suite(sname, target, profile, sprops, cases, path))
     return out
 
@@ -184,8 +186,13 @@ def read_metrics(path: Path) -> tuple[list[Metric], dict[str, dict[str, str]]]:
         raise ReportError(f"{path}: metrics format version {version!r}; this apflab reads version {METRICS_VERSION}")
     metrics = []
     for i, m in enumerate(doc["metrics"]):
-        if not (isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("unit"), str)
-                and isinstance(m.get("value"), int | float) and not isinstance(m.get("value"), bool)):  # fmt: skip
+        if not (
+            isinstance(m, dict)
+            and isinstance(m.get("name"), str)
+            and isinstance(m.get("unit"), str)
+            and isinstance(m.get("value"), int | float)
+            and not isinstance(m.get("value"), bool)
+        ):
             raise ReportError(f"{path}: metric #{i} is not {{name, value, unit}}: a metrics file of another version?")
         test, target = str(m.get("test", "")), str(m.get("target", ""))
         metrics.append(Metric(m["name"], float(m["value"]), m["unit"], test, target))

@@ -49,12 +49,24 @@ def table_plot(table: PerfTable) -> bytes:
     _bars(axes[0], labels, minus, [v.get("time_plus", 0.0) for _, _, v in rows], "job time", "s")
     i = 1
     if calc:
-        _bars(axes[i], [lbl for lbl, _ in calc], [v["calc_minus"] for _, v in calc], [v["calc_plus"] for _, v in calc],
-              "calculation", "million steps")  # fmt: skip
+        _bars(
+            axes[i],
+            [lbl for lbl, _ in calc],
+            [v["calc_minus"] for _, v in calc],
+            [v["calc_plus"] for _, v in calc],
+            "calculation",
+            "million steps",
+        )
         i += 1
     if requests:
-        _bars(axes[i], [f"#{r}" for r, _, _ in requests], [m for _, m, _ in requests], [p for _, _, p in requests],
-              "post-copy requests", "requests")  # fmt: skip
+        _bars(
+            axes[i],
+            [f"#{r}" for r, _, _ in requests],
+            [m for _, m, _ in requests],
+            [p for _, _, p in requests],
+            "post-copy requests",
+            "requests",
+        )
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, fontsize=8, loc="outside lower center", ncols=2)
     fig.suptitle(f"{table.scenario} ({', '.join(table.targets)})", fontsize=11)

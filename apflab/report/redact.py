@@ -14,8 +14,7 @@ from collections.abc import Iterable
 MASK = "[REDACTED]"
 
 _PEM = re.compile(
-    r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY|[A-Z0-9 ]*KEY BLOCK)-----.*?(?:-----END \1-----|\Z)",
-    re.DOTALL,
+    r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY|[A-Z0-9 ]*KEY BLOCK)-----.*?(?:-----END \1-----|\Z)", re.DOTALL
 )
 _ASSIGN = re.compile(
     r"(?i)\b([a-z0-9_.-]*?(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|access[_-]?key|"

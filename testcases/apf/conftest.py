@@ -14,8 +14,7 @@ import pytest
 
 from apflab.abi import apf, sdei
 from apflab.abi.smccc import KVM_FUNC_FEATURES, KvmFeature
-from apflab.guest import Guest, Handler, Read32, Write32
-from apflab.verdict import Expect
+from apflab.testing import Expect, Guest, Handler, Read32, Write32
 
 EVENT = apf.SDEI_EVENT  # KVM_SDEI_ASYNC_PF_NUM, 0x40400001 (abi.md 3.2)
 PPI = 23  # any PPI: the VMM chooses it (abi.md 4.12 leaves QEMU's choice unverified)
@@ -58,8 +57,10 @@ class ApfGuest:
         g, expect = self.guest, self.expect
         self.configure(pe)
         g.select_pe(pe)
-        g.set_handler(ARG + pe, Handler([Read32(block(pe)), Read32(block(pe) + 4), Write32(block(pe) + 4, 0),
-                                         Write32(block(pe), 0)]))  # fmt: skip
+        g.set_handler(
+            ARG + pe,
+            Handler([Read32(block(pe)), Read32(block(pe) + 4), Write32(block(pe) + 4, 0), Write32(block(pe), 0)]),
+        )
         expect(g.sdei.register(EVENT, arg=ARG + pe).ret, sdei.SUCCESS, "EVENT_REGISTER(APF event)")
         expect(g.sdei.enable(EVENT).ret, sdei.SUCCESS, "EVENT_ENABLE(APF event)")
         expect(g.sdei.pe_unmask().ret, sdei.SUCCESS, "PE_UNMASK")

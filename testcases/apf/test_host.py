@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from apflab.abi import apf, sdei
 from apflab.abi.sdei import Fn
-from apflab.guest import Call, Fault, Handler, Read32, Write32
-from apflab.testing import spec
-from apflab.verdict import Expect
+from apflab.testing import Call, Expect, Fault, Handler, Read32, Tick, Write32, spec
 from testcases.apf.conftest import ARG, BLOCK, EVENT, SUCCESS, ApfGuest, block, enable_args, hvc
 
 SYNC, ASYNC, IN_FLIGHT = 0, 1, 2
@@ -221,8 +219,11 @@ def test_not_present_event_disabled(ag: ApfGuest, expect: Expect) -> None:
     ag.bring_up()
     expect(ag.guest.sdei.disable(EVENT).ret, sdei.SUCCESS, "EVENT_DISABLE")
     r = fault(ag)
-    expect((r.x[0], len(r.deliveries), ag.shared()[0]), (ASYNC, 0, apf.REASON_PAGE_NOT_PRESENT),
-           "(outcome, entries, reason)")  # fmt: skip
+    expect(
+        (r.x[0], len(r.deliveries), ag.shared()[0]),
+        (ASYNC, 0, apf.REASON_PAGE_NOT_PRESENT),
+        "(outcome, entries, reason)",
+    )
 
 
 @spec("abi.md 4.7", "each vCPU has its own block, queue and PPI")
@@ -232,15 +233,36 @@ def test_per_vcpu(ag: ApfGuest, expect: Expect) -> None:
     ag.bring_up(pe=1)
     token = fault(ag, pe=1).x[1]
     ag.guest.tick(LATENCY)
-    expect((ag.shared(0), ag.level(0), ag.shared(1), ag.level(1)),
-           ((0, 0), 0, (apf.REASON_PAGE_READY, token), 1), "(block 0, PPI 0, block 1, PPI 1)")  # fmt: skip
+    expect(
+        (ag.shared(0), ag.level(0), ag.shared(1), ag.level(1)),
+        ((0, 0), 0, (apf.REASON_PAGE_READY, token), 1),
+        "(block 0, PPI 0, block 1, PPI 1)",
+    )
 
 
 @spec("abi.md 4.8", "the not-present handler runs with the event's argument and can read the block itself")
 def test_handler_reads_block(ag: ApfGuest, expect: Expect) -> None:
     ag.bring_up()
-    ag.guest.set_handler(ARG, Handler([Read32(block(0) + 4), Write32(block(0) + 4, 0), Write32(block(0), 0),
-                                       Call(Fn.EVENT_STATUS, EVENT)]))  # fmt: skip
+    ag.guest.set_handler(
+        ARG,
+        Handler([Read32(block(0) + 4), Write32(block(0) + 4, 0), Write32(block(0), 0), Call(Fn.EVENT_STATUS, EVENT)]),
+    )
     r = fault(ag)
     d = r.deliveries[0]
     expect((d.arg, d.results[0], d.results[3]), (ARG, r.x[1], 0b111), "(x1, token read, STATUS)")
+
+
+@spec(
+    "APF v4 07/15 (kvm_arch_can_dequeue_async_page_present); abi.md 4.7",
+    "page-ready is asynchronous: it is posted while the not-present handler still runs, once the block is clear",
+)
+def test_page_ready_during_not_present_handler(ag: ApfGuest, expect: Expect) -> None:
+    ag.bring_up()
+    consume = [Read32(BLOCK), Read32(BLOCK + 4), Write32(BLOCK + 4, 0), Write32(BLOCK, 0)]
+    ag.guest.set_handler(ARG, Handler([*consume, Tick(500), Read32(BLOCK)]))
+    r = fault(ag, latency=500)
+    expect(r.x[0], ASYNC, "outcome")
+    entries = [d for d in r.deliveries if d.event == EVENT]
+    expect(len(entries), 1, "not-present handler entries")
+    # The tick finishes the one fault's I/O; the block then holds KVM_PV_REASON_PAGE_READY (2).
+    expect(entries[0].results[4:], (1, 2), "TICK inside the handler, then the block's reason")

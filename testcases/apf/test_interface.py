@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apflab.abi import apf, smccc
-from apflab.guest import Guest
-from apflab.testing import spec
-from apflab.verdict import Expect
+from apflab.testing import Expect, Guest, spec
 from testcases.apf.conftest import (
     BLOCK,
     EVENT,
@@ -17,7 +15,7 @@ from testcases.apf.conftest import (
     PPI,
     SUCCESS,
     ApfGuest,
-    enable_args,  # fmt: skip
+    enable_args,
     hvc,
 )
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apflab.abi import apf
-from apflab.testing import spec
-from apflab.verdict import Expect
+from apflab.testing import Expect, spec
 from testcases.apf.conftest import BLOCK, EVENT, PPI, ApfGuest
 
 EIO, EINVAL = -5, -22
@@ -33,8 +32,11 @@ def test_vcpu_set_get(ag: ApfGuest, expect: Expect) -> None:
     g = ag.guest
     g.apf_command(0, apf.Command.SET_SDEI, 0x12345)
     g.apf_command(0, apf.Command.SET_IRQ, 999)
-    expect((g.apf_command(0, apf.Command.GET_SDEI), g.apf_command(0, apf.Command.GET_IRQ)), ((0, 0x12345), (0, 999)),
-           "(GET_SDEI, GET_IRQ)")  # fmt: skip
+    expect(
+        (g.apf_command(0, apf.Command.GET_SDEI), g.apf_command(0, apf.Command.GET_IRQ)),
+        ((0, 0x12345), (0, 999)),
+        "(GET_SDEI, GET_IRQ)",
+    )
 
 
 @spec("abi.md 4.11", "SET_CONTROL runs the enable logic: SUCCESS is 0 and the vCPU is enabled")

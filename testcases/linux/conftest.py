@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from labgrid import Target
 
-from apflab.guest import Unsupported
 from apflab.lab.linux import MigrationDriver, QEMULinuxStrategy
 from apflab.migrate.figures import MigrationFigures
+from apflab.testing import Unsupported
 
 TABLES: dict[str, str] = {}
 
@@ -41,8 +41,10 @@ def linux_target(request: pytest.FixtureRequest) -> Iterator[Target]:
     try:
         target.get_driver("QEMULinuxStrategy", activate=False)
     except NoDriverFoundError:
-        raise Unsupported(f"target {target.name} is not a Linux guest (no QEMULinuxStrategy): the workload and "
-                          "migration suites run on qemu-linux") from None  # fmt: skip
+        raise Unsupported(
+            f"target {target.name} is not a Linux guest (no QEMULinuxStrategy): the workload and "
+            "migration suites run on qemu-linux"
+        ) from None
     yield target
     target.get_driver("QEMULinuxStrategy", activate=False).transition("off")
 

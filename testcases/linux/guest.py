@@ -20,8 +20,9 @@ RESUMED = re.compile(r"APFLAB-RESUMED ([0-9.]+)")
 FIRST_PASS = r"async_pf: pass 1/\d+ done"
 
 
-def run_workload(strategy: QEMULinuxStrategy, passes: int = 1, mem_mb: int | None = None, calc: bool = False,
-                 timeout: float = 900.0) -> WorkloadResult:  # fmt: skip
+def run_workload(
+    strategy: QEMULinuxStrategy, passes: int = 1, mem_mb: int | None = None, calc: bool = False, timeout: float = 900.0
+) -> WorkloadResult:
     """Run async_pf in the guest (over SSH when the target has it) and parse its result line."""
     cmd = workload.command(passes, mem_mb, calc, quiet=True)
     out, err, code = strategy.command.run(cmd, timeout=timeout)
@@ -40,8 +41,10 @@ def start_handshake(qemu: QEMUDriver) -> None:
 
     The line is assembled by printf, so the echoed command does not match the handshake.
     """
-    qemu.sendline("printf 'Now %s the VM, then press a key to continue...\\n' migrate; read key; "
-                  "echo APFLAB-RESUMED $(cut -d' ' -f1 /proc/uptime)")  # fmt: skip
+    qemu.sendline(
+        "printf 'Now %s the VM, then press a key to continue...\\n' migrate; read key; "
+        "echo APFLAB-RESUMED $(cut -d' ' -f1 /proc/uptime)"
+    )
 
 
 def start_workload(qemu: QEMUDriver, passes: int, mem_mb: int | None, calc: bool) -> str:

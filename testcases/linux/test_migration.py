@@ -66,8 +66,11 @@ def test_postcopy_workload(linux, migration, record_figures) -> None:
     assert _pass_numbers(text)[-1] == passes, "the workload went on to its last pass on the destination"
 
 
-@spec(SCENARIO_B, "1 vCPU, 1024 MB, -l 50 -t, post-copy while the workload runs: job time, calculation, "
-                  "query-migrate figures; 4 KB pages, about 915 MB moved")  # fmt: skip
+@spec(
+    SCENARIO_B,
+    "1 vCPU, 1024 MB, -l 50 -t, post-copy while the workload runs: job time, calculation, "
+    "query-migrate figures; 4 KB pages, about 915 MB moved",
+)
 def test_scenario_b(linux_strategy, migration, record_metric, record_figures, show_table) -> None:
     strategy = linux_strategy
     strategy.boot(memory="1024M")
@@ -82,8 +85,11 @@ def test_scenario_b(linux_strategy, migration, record_metric, record_figures, sh
     result = workload.parse(dst.console.text())
     record_metric("time-", result.time_s, "s")
     record_metric("calculation-", result.calc_millions, "Msteps")
-    table = render([Row(result, None)], f"scenario B on {strategy.target.name} ({strategy.accelerator}, 1024 MB, "
-                                        "-l 50 -t, post-copy)", plus_skip=reason)  # fmt: skip
+    table = render(
+        [Row(result, None)],
+        f"scenario B on {strategy.target.name} ({strategy.accelerator}, 1024 MB, -l 50 -t, post-copy)",
+        plus_skip=reason,
+    )
     table += "\n\n" + markdown([table_row(figures)], COLUMNS)
     show_table("scenario B", table)
     assert result.passes == 50 and result.threads == 2

@@ -13,10 +13,9 @@ import statistics
 
 import pytest
 
-from apflab.guest import Unsupported
 from apflab.linux import cgroup, workload
 from apflab.linux.table import Row, render
-from apflab.testing import spec
+from apflab.testing import Unsupported, spec
 from testcases.linux.guest import run_workload
 
 WORKLOAD = "seed-results.md The workload"
@@ -124,7 +123,10 @@ def test_scenario_a(linux_strategy, calc: bool, record_metric, show_table) -> No
         group.remove()
     minus, plus = rows["-"], rows.get("+", [])
     _, reason = strategy.apf_switch()
-    table = render([Row(m, plus[i] if i < len(plus) else None) for i, m in enumerate(minus)],
-                   f"scenario A ({'-t' if calc else 'no -t'})", plus_skip=reason)  # fmt: skip
+    table = render(
+        [Row(m, plus[i] if i < len(plus) else None) for i, m in enumerate(minus)],
+        f"scenario A ({'-t' if calc else 'no -t'})",
+        plus_skip=reason,
+    )
     show_table(f"scenario A {'-t' if calc else 'plain'}", table)
     assert all(r.mem_mb > 512 for r in minus), "the guest writes more than the cgroup lets QEMU keep"

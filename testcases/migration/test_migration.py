@@ -11,9 +11,7 @@ import pytest
 
 from apflab.abi import apf, uapi
 from apflab.abi.sdei import Fn, Info
-from apflab.guest import Call, Guest, Handler, Inject, Snapshot
-from apflab.testing import spec
-from apflab.verdict import Expect
+from apflab.testing import Call, Expect, Guest, Handler, Inject, Snapshot, TargetError, spec
 from testcases.apf.conftest import BLOCK, EVENT, ApfGuest, hvc
 
 ARG = 0xC0FFEE
@@ -59,8 +57,14 @@ def test_kvm_event_offsets(expect: Expect) -> None:
     uapi.KvmEventState.set_bit(k.registered, 3)
     uapi.KvmEventState.set_bit(k.enabled, 64)
     raw = k.pack()
-    got = (int.from_bytes(raw[24:32], "little"), int.from_bytes(raw[4120 + 24 : 4128 + 24], "little"),
-           raw[8216], raw[8280 + 8], raw[8:12], raw[12])  # fmt: skip
+    got = (
+        int.from_bytes(raw[24:32], "little"),
+        int.from_bytes(raw[4120 + 24 : 4128 + 24], "little"),
+        raw[8216],
+        raw[8280 + 8],
+        raw[8:12],
+        raw[12],
+    )
     expect(got, (0x1111, 0x2222, 0b1000, 1, b"\x02\x00\x00\x00", 1), "fields at their offsets")
 
 
@@ -69,6 +73,7 @@ def test_vcpu_state_offsets(expect: Expect) -> None:
     crit = uapi.VcpuRegs([i for i in range(18)], pc=0xAAAA, pstate=0x3C5)
     s = uapi.VcpuState(masked=1, critical_num=0x40400000, normal_num=0x40400010, critical_regs=crit)
     raw = s.pack()
+
     def word(offset: int) -> int:
         return int.from_bytes(raw[offset : offset + 8], "little")
 
@@ -131,11 +136,13 @@ def test_saved_kske_bits(mig: Guest, expect: Expect) -> None:
         mig.select_pe(pe)
         mig.sdei.register(ev.number, arg=ARG)
     image = mig.save_state()
-    raw = next(image[i : i + uapi.KVM_EVENT_STATE_SIZE] for i in range(len(image))
-               if image[i : i + 8] == ev.number.to_bytes(8, "little") and i % 4 == 0)  # fmt: skip
+    raw = next(
+        image[i : i + uapi.KVM_EVENT_STATE_SIZE]
+        for i in range(len(image))
+        if image[i : i + 8] == ev.number.to_bytes(8, "little") and i % 4 == 0
+    )
     k = uapi.KvmEventState.unpack(raw)
-    expect([uapi.KvmEventState.bit(k.registered, i) for i in range(4)], [True, False, True, False],
-           "registered bits")  # fmt: skip
+    expect([uapi.KvmEventState.bit(k.registered, i) for i in range(4)], [True, False, True, False], "registered bits")
 
 
 @spec("abi.md 3.7 (ksv)", "the mask of each vCPU survives")
@@ -173,8 +180,11 @@ def test_mid_handler_complete(mig: Guest, expect: Expect) -> None:
     mig.restore_snapshot()  # a fresh target, in the handler at the snapshot
     expect(mig.sdei.status(normal).ret, 0b111, "STATUS: running after restore")
     r = mig.sdei.complete()
-    expect((mig.regs().x[:18], mig.regs().x[4]), (original_after.x[:18], before.x[4]),
-           "registers after COMPLETE on the restored target")  # fmt: skip
+    expect(
+        (mig.regs().x[:18], mig.regs().x[4]),
+        (original_after.x[:18], before.x[4]),
+        "registers after COMPLETE on the restored target",
+    )
     expect(mig.sdei.status(normal).ret, 0b011, "STATUS after COMPLETE")
     expect(r.x[0], original_after.x[0], "x0 seen by the interrupted code")
 
@@ -232,8 +242,11 @@ def test_same_answers_after_restore(mig: Guest, expect: Expect) -> None:
     mig.sdei.register(events[0], arg=1)
     mig.sdei.enable(events[0])
     image = mig.save_state()
-    script = [(fn, ev) for ev in events for fn in (Fn.EVENT_STATUS, Fn.EVENT_ENABLE, Fn.EVENT_DISABLE,
-                                                   Fn.EVENT_UNREGISTER, Fn.EVENT_STATUS)]  # fmt: skip
+    script = [
+        (fn, ev)
+        for ev in events
+        for fn in (Fn.EVENT_STATUS, Fn.EVENT_ENABLE, Fn.EVENT_DISABLE, Fn.EVENT_UNREGISTER, Fn.EVENT_STATUS)
+    ]
 
     def run() -> list[int]:
         return [mig.call(fn, ev).ret for fn, ev in script] + [mig.sdei.pe_unmask().ret, mig.sdei.pe_mask().ret]
@@ -270,7 +283,6 @@ BAD = {
 @spec("abi.md 3.7", "a malformed or truncated image is refused with a clear error, the target unchanged")
 @pytest.mark.parametrize("kind", BAD)
 def test_bad_image(mig: Guest, expect: Expect, kind: str) -> None:
-    from apflab.guest import TargetError
     from apflab.model.migration import MigrationError
 
     mig.sdei.register(_catalogue(mig)[0], arg=7)
@@ -282,14 +294,16 @@ def test_bad_image(mig: Guest, expect: Expect, kind: str) -> None:
 
 @spec("abi.md 3.7 (SET_KEVENT -ENOENT)", "an image naming an event the destination does not expose is refused")
 def test_unknown_event_refused(mig: Guest, expect: Expect) -> None:
-    from apflab.guest import TargetError
     from apflab.model.migration import MigrationError
 
     ev = _catalogue(mig)[0]
     mig.sdei.register(ev, arg=7)
     image = mig.save_state()
-    forged = image.replace(ev.to_bytes(8, "little") + (0).to_bytes(4, "little"),
-                           (0x40400FFF).to_bytes(8, "little") + (0).to_bytes(4, "little"), 1)  # fmt: skip
+    forged = image.replace(
+        ev.to_bytes(8, "little") + (0).to_bytes(4, "little"),
+        (0x40400FFF).to_bytes(8, "little") + (0).to_bytes(4, "little"),
+        1,
+    )
     with pytest.raises((MigrationError, TargetError), match="ENOENT"):
         mig.restore_state(forged)
     expect(mig.sdei.status(ev).ret, 1, "STATUS on the unchanged target")

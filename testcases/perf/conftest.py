@@ -13,9 +13,9 @@ from functools import cache
 
 import pytest
 
-from apflab.guest import Guest, Unsupported
 from apflab.perf.scenarios import ScenarioResult, scenario_a, scenario_b
 from apflab.perf.table import format_table, metrics
+from apflab.testing import Guest, Unsupported
 
 RUNS = 5  # as many runs per configuration as the seed's table has
 SEED = 1

@@ -36,8 +36,11 @@ def test_async_fault_count(simulated) -> None:
         assert row.minus.async_faults == 0, "without APF no fault is asynchronous"
 
 
-@spec(SECTION, "the times lie in the published ranges: 13.2..13.6 s / 14.1..14.3 s without -t, 24.0..27.2 s / "
-               "15.3..15.9 s with -t")  # fmt: skip
+@spec(
+    SECTION,
+    "the times lie in the published ranges: 13.2..13.6 s / 14.1..14.3 s without -t, 24.0..27.2 s / "
+    "15.3..15.9 s with -t",
+)
 def test_times_in_published_ranges(simulated) -> None:
     result = simulated("scenario-a")
     ranges = {False: ((13.214, 13.553), (14.072, 14.328)), True: ((24.016, 27.236), (15.294, 15.862))}

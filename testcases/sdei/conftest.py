@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apflab.guest import Guest
+from apflab.testing import Guest
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,7 @@ from __future__ import annotations
 from apflab.abi import sdei
 from apflab.abi.sdei import Fn
 from apflab.abi.smccc import MASK64
-from apflab.guest import Call, CallResult, EventInfo, Guest, Handler
-from apflab.verdict import Expect
+from apflab.testing import Call, CallResult, EventInfo, Expect, Guest, Handler
 
 SUCCESS = sdei.SUCCESS
 ARG = 0xA5A5_0001
@@ -19,8 +18,15 @@ def u64(value: int) -> int:
     return value & MASK64
 
 
-def arm(guest: Guest, expect: Expect, ev: EventInfo, handler: Handler | None = None, arg: int = ARG,
-        flags: int = sdei.Routing.RM_ANY, affinity: int = 0) -> None:  # fmt: skip
+def arm(
+    guest: Guest,
+    expect: Expect,
+    ev: EventInfo,
+    handler: Handler | None = None,
+    arg: int = ARG,
+    flags: int = sdei.Routing.RM_ANY,
+    affinity: int = 0,
+) -> None:
     """REGISTER, ENABLE and PE_UNMASK on the selected PE, each checked for SUCCESS."""
     if handler is not None:
         guest.set_handler(arg, handler)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from apflab.abi import sdei
 from apflab.abi.sdei import EventType, Feature, Info
-from apflab.guest import Guest, Unsupported
-from apflab.testing import Known, spec
-from apflab.verdict import Expect
+from apflab.testing import Expect, Guest, Known, Unsupported, not_applicable, spec
 from testcases.sdei.helpers import ARG, arm
 
 NOT_SUPPORTED = Known("bind_release_not_supported", sdei.NOT_SUPPORTED)
@@ -60,8 +58,12 @@ def test_features_bind_slots(guest: Guest, expect: Expect) -> None:
 
 @spec("DEN0054C 5.1.17", "FEATURES with an unknown feature number is INVALID_PARAMETERS (ACS: 0x10)")
 def test_features_unknown(guest: Guest, expect: Expect) -> None:
-    expect(guest.sdei.features(0x10).ret, sdei.INVALID_PARAMETERS, "FEATURES(0x10)",
-           Known("signal_features_not_routed", sdei.NOT_SUPPORTED))  # fmt: skip
+    expect(
+        guest.sdei.features(0x10).ret,
+        sdei.INVALID_PARAMETERS,
+        "FEATURES(0x10)",
+        Known("signal_features_not_routed", sdei.NOT_SUPPORTED),
+    )
 
 
 @spec("DEN0054C 5.1.17", "FEATURES(RELATIVE_MODE) is 0 or 1 from SDEI 1.1 on, INVALID_PARAMETERS before")
@@ -69,11 +71,14 @@ def test_features_relative_mode(guest: Guest, expect: Expect) -> None:
     _, minor, _ = sdei.version_fields(guest.sdei.version().x[0])
     value = guest.sdei.features(Feature.RELATIVE_MODE).ret
     if minor >= 1:
-        expect(value in (0, 1), True, f"FEATURES(RELATIVE_MODE) = {value}",
-               Known("signal_features_not_routed", False))  # fmt: skip
+        expect(value in (0, 1), True, f"FEATURES(RELATIVE_MODE) = {value}", Known("signal_features_not_routed", False))
     else:
-        expect(value, sdei.INVALID_PARAMETERS, "FEATURES(RELATIVE_MODE) on SDEI 1.0",
-               Known("signal_features_not_routed", sdei.NOT_SUPPORTED))  # fmt: skip
+        expect(
+            value,
+            sdei.INVALID_PARAMETERS,
+            "FEATURES(RELATIVE_MODE) on SDEI 1.0",
+            Known("signal_features_not_routed", sdei.NOT_SUPPORTED),
+        )
 
 
 @spec("DEN0054C 5.1.14", "INTERRUPT_BIND of an SGI is INVALID_PARAMETERS")
@@ -85,7 +90,7 @@ def test_bind_sgi(guest: Guest, expect: Expect) -> None:
 def test_bind_static(guest: Guest, expect: Expect) -> None:
     static = sorted(i for i in _static_intids(guest) if i >= FIRST_PPI)
     if not static:
-        guest.require("static-bound-event", "needs an event statically bound to a PPI or SPI")
+        not_applicable(guest, "needs an event statically bound to a PPI or SPI")
     expect(guest.sdei.bind(static[0]).ret, sdei.INVALID_PARAMETERS, f"INTERRUPT_BIND({static[0]})", NOT_SUPPORTED)
 
 
@@ -115,7 +120,7 @@ def test_bind_exhaust_private(guest: Guest, expect: Expect) -> None:
     private, _ = _slots(guest, expect)
     ppis = free_ppis(guest)
     if len(ppis) <= private:
-        guest.require("more-ppis", f"needs {private + 1} free PPIs")
+        not_applicable(guest, f"needs {private + 1} free PPIs, has {len(ppis)}")
     for i in range(private):
         expect(guest.sdei.bind(ppis[i]).ret >= 0, True, f"INTERRUPT_BIND #{i + 1}")
     expect(guest.sdei.bind(ppis[private]).ret, sdei.OUT_OF_RESOURCE, f"INTERRUPT_BIND #{private + 1}")
@@ -171,5 +176,5 @@ def test_release_then_register(guest: Guest, expect: Expect) -> None:
 def test_register_unbound_dynamic(guest: Guest, expect: Expect) -> None:
     dynamic = guest.info.find_events(dynamic=True)
     if not dynamic:
-        guest.require("dynamic-events", "needs dynamic (bindable) events")
+        not_applicable(guest, "needs dynamic (bindable) events")
     expect(guest.sdei.register(dynamic[0].number, arg=ARG).ret, sdei.DENIED, "EVENT_REGISTER")

@@ -12,9 +12,7 @@ import pytest
 from apflab.abi import sdei
 from apflab.abi.sdei import EventType, Fn, Info, Priority, Routing
 from apflab.abi.smccc import to_s64
-from apflab.guest import Call, EventInfo, Guest, Handler
-from apflab.testing import Known, spec
-from apflab.verdict import Expect
+from apflab.testing import Call, EventInfo, Expect, Guest, Handler, Known, not_applicable, spec
 from testcases.sdei.helpers import ARG, arm
 
 INVALID, DENIED = sdei.INVALID_PARAMETERS, sdei.DENIED
@@ -83,7 +81,7 @@ def test_register_reserved_flags(guest: Guest, expect: Expect, shared_event: Eve
 def test_register_relative_mode(guest: Guest, expect: Expect, shared_event: EventInfo) -> None:
     supported = guest.sdei.features(sdei.Feature.RELATIVE_MODE).ret == 1
     if supported:
-        guest.require("no-relative-mode", "the target supports relative_mode")
+        not_applicable(guest, "the target supports relative_mode (FEATURES says 1)")
     r = guest.sdei.register(shared_event.number, arg=ARG, flags=sdei.REGISTER_FLAG_RELATIVE)
     expect(r.ret, INVALID, "EVENT_REGISTER with relative_mode")
 
@@ -143,8 +141,12 @@ def test_complete_outside_handler(guest: Guest, expect: Expect) -> None:
 @spec("DEN0054C 5.1.7", "EVENT_COMPLETE_AND_RESUME with no handler running is DENIED")
 def test_complete_and_resume_outside_handler(guest: Guest, expect: Expect) -> None:
     r = guest.sdei.complete_and_resume(guest.info.resume_point)
-    expect(r.ret, DENIED, "EVENT_COMPLETE_AND_RESUME",
-           Known("complete_without_dispatch_silent", Fn.EVENT_COMPLETE_AND_RESUME.value))  # fmt: skip
+    expect(
+        r.ret,
+        DENIED,
+        "EVENT_COMPLETE_AND_RESUME",
+        Known("complete_without_dispatch_silent", Fn.EVENT_COMPLETE_AND_RESUME.value),
+    )
 
 
 @spec("DEN0054C 5.1.9", "EVENT_STATUS of a known, never registered event is 0")

@@ -14,9 +14,7 @@ import pytest
 from apflab.abi import sdei
 from apflab.abi.aarch64 import pstate_daif, pstate_el, pstate_sp
 from apflab.abi.sdei import Fn
-from apflab.guest import Call, EventInfo, Guest, Handler, TargetError
-from apflab.testing import Known, spec
-from apflab.verdict import Expect
+from apflab.testing import Call, EventInfo, Expect, Guest, Handler, Known, TargetError, spec
 from testcases.sdei.helpers import ARG, PATTERN, arm, context_calls, trigger_patterned, u64
 
 RESUME_IGNORED = "complete_and_resume_ignores_address"
@@ -114,8 +112,12 @@ def _resumed(guest: Guest, expect: Expect, ev: EventInfo):
 @spec("DEN0054C 5.1.7 (spec point 7)", "COMPLETE_AND_RESUME continues at the resume address")
 def test_resume_pc(guest: Guest, expect: Expect, private_event: EventInfo) -> None:
     d = _resumed(guest, expect, private_event)
-    expect(d.landed.pc, guest.info.resume_point, "PC after COMPLETE_AND_RESUME",
-           Known(RESUME_IGNORED, guest.info.vbar + 0x280))  # fmt: skip
+    expect(
+        d.landed.pc,
+        guest.info.resume_point,
+        "PC after COMPLETE_AND_RESUME",
+        Known(RESUME_IGNORED, guest.info.vbar + 0x280),
+    )
 
 
 @spec("DEN0054C 5.1.7 (spec point 7)", "after COMPLETE_AND_RESUME, ELR_ELc holds the interrupted PC")
@@ -156,8 +158,13 @@ def test_resume_misaligned(guest: Guest, expect: Expect, private_event: EventInf
         if "exception" not in str(exc):
             raise
         outcome = "client exception at the resume address"  # the agent reported the fault
-    expect(outcome, sdei.INVALID_PARAMETERS, "COMPLETE_AND_RESUME(misaligned)", Known(RESUME_IGNORED, None),
-           Known("tfa_resume_address_unchecked", "client exception at the resume address"))  # fmt: skip
+    expect(
+        outcome,
+        sdei.INVALID_PARAMETERS,
+        "COMPLETE_AND_RESUME(misaligned)",
+        Known(RESUME_IGNORED, None),
+        Known("tfa_resume_address_unchecked", "client exception at the resume address"),
+    )
 
 
 @spec("DEN0054C 5.1.2", "each registration's argument reaches its own handler in x1")

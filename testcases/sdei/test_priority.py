@@ -12,9 +12,7 @@ import pytest
 
 from apflab.abi import sdei
 from apflab.abi.sdei import Fn, Routing
-from apflab.guest import Call, EventInfo, Guest, Handler
-from apflab.testing import Known, spec
-from apflab.verdict import Expect
+from apflab.testing import Call, EventInfo, Expect, Guest, Handler, Known, spec
 from testcases.sdei.helpers import ARG, arm
 
 OTHER_ARG = 0xB0B0_0002
@@ -35,23 +33,26 @@ def _nested(guest: Guest, expect: Expect, outer: EventInfo, inner: EventInfo, af
 
 
 @spec("DEN0054C 5.1.18.1 (spec point 12)", "a critical event preempts a running normal handler (depth 2)")
-def test_critical_preempts_normal(guest: Guest, expect: Expect, normal_event: EventInfo,
-                                  critical_event: EventInfo) -> None:  # fmt: skip
+def test_critical_preempts_normal(
+    guest: Guest, expect: Expect, normal_event: EventInfo, critical_event: EventInfo
+) -> None:
     entries = _nested(guest, expect, normal_event, critical_event)
     expect([(d.event, d.depth) for d in entries], [(normal_event.number, 1), (critical_event.number, 2)], "entries")
 
 
 @spec("DEN0054C 5.1.18.1 (spec point 12)", "a normal event does not preempt a normal handler")
-def test_normal_not_over_normal(guest: Guest, expect: Expect, normal_event: EventInfo,
-                                shared_normal_event: EventInfo) -> None:  # fmt: skip
+def test_normal_not_over_normal(
+    guest: Guest, expect: Expect, normal_event: EventInfo, shared_normal_event: EventInfo
+) -> None:
     entries = _nested(guest, expect, normal_event, shared_normal_event)
     expect([d.depth for d in entries], [1, 1], "depth of both entries")
     expect([d.event for d in entries], [normal_event.number, shared_normal_event.number], "order")
 
 
 @spec("DEN0054C 5.1.18.1 (spec point 12)", "nothing preempts a critical handler")
-def test_nothing_over_critical(guest: Guest, expect: Expect, critical_event: EventInfo,
-                               normal_event: EventInfo) -> None:  # fmt: skip
+def test_nothing_over_critical(
+    guest: Guest, expect: Expect, critical_event: EventInfo, normal_event: EventInfo
+) -> None:
     entries = _nested(guest, expect, critical_event, normal_event)
     expect([d.depth for d in entries], [1, 1], "depth of both entries")
 
@@ -87,8 +88,13 @@ def test_initially_masked(guest: Guest, expect: Expect, private_event: EventInfo
     expect(guest.sdei.enable(private_event.number).ret, sdei.SUCCESS, "EVENT_ENABLE")
     expect(len(guest.trigger(private_event).deliveries), 0, "entries while masked")
     delivered = guest.sdei.pe_unmask().deliveries
-    expect(len(delivered), 1, "entries at PE_UNMASK", Known("masked_injection_dropped", 0),
-           Known("tfa_masked_trigger_lost", 0))  # fmt: skip
+    expect(
+        len(delivered),
+        1,
+        "entries at PE_UNMASK",
+        Known("masked_injection_dropped", 0),
+        Known("tfa_masked_trigger_lost", 0),
+    )
 
 
 @pytest.mark.fresh_target
@@ -98,8 +104,13 @@ def test_mask_pending_unmask(guest: Guest, expect: Expect, private_event: EventI
     expect(guest.sdei.pe_mask().ret, 1, "PE_MASK", Known("pe_mask_returns_zero", 0))
     expect(len(guest.trigger(private_event).deliveries), 0, "entries while masked")
     delivered = guest.sdei.pe_unmask().deliveries
-    expect([d.event for d in delivered], [private_event.number], "entries at PE_UNMASK",
-           Known("masked_injection_dropped", []), Known("tfa_masked_trigger_lost", []))  # fmt: skip
+    expect(
+        [d.event for d in delivered],
+        [private_event.number],
+        "entries at PE_UNMASK",
+        Known("masked_injection_dropped", []),
+        Known("tfa_masked_trigger_lost", []),
+    )
 
 
 @spec("DEN0054C 5.1.12 (spec point 3)", "PE_MASK returns 1 when it masked the PE")
@@ -132,8 +143,9 @@ def test_mask_is_per_pe(multi_pe: Guest, expect: Expect, private_event: EventInf
 # ---------------------------------------------------------------- routing
 
 
-def _shared_on(guest: Guest, expect: Expect, ev: EventInfo, unmasked: list[int], flags: int = Routing.RM_ANY,
-               affinity: int = 0) -> None:  # fmt: skip
+def _shared_on(
+    guest: Guest, expect: Expect, ev: EventInfo, unmasked: list[int], flags: int = Routing.RM_ANY, affinity: int = 0
+) -> None:
     expect(guest.sdei.register(ev.number, arg=ARG, flags=flags, affinity=affinity).ret, sdei.SUCCESS, "REGISTER")
     expect(guest.sdei.enable(ev.number).ret, sdei.SUCCESS, "EVENT_ENABLE")
     for pe in unmasked:
@@ -177,8 +189,12 @@ def test_rm_any_unmasked_pe(multi_pe: Guest, expect: Expect, shared_event: Event
 def test_rm_pe_masked_target(multi_pe: Guest, expect: Expect, shared_event: EventInfo) -> None:
     guest = multi_pe
     _shared_on(guest, expect, shared_event, [0], Routing.RM_PE, guest.info.mpidrs[1])
-    expect(len(guest.trigger(shared_event, pe=0).deliveries), 0, "entries while PE 1 is masked",
-           Known("shared_routing_ignored", 1))  # fmt: skip
+    expect(
+        len(guest.trigger(shared_event, pe=0).deliveries),
+        0,
+        "entries while PE 1 is masked",
+        Known("shared_routing_ignored", 1),
+    )
     guest.select_pe(1)
     pes = [d.pe for d in guest.sdei.pe_unmask().deliveries]
     expect(pes, [1], "entries at PE 1's PE_UNMASK")
@@ -208,8 +224,9 @@ def test_private_not_registered_here(multi_pe: Guest, expect: Expect, private_ev
 
 
 @spec("DEN0054C 5.1.9; abi.md 2.4", "a private event's running bit is per PE: another PE's handler does not set it")
-def test_status_running_per_pe(multi_pe: Guest, expect: Expect, critical_event: EventInfo,
-                               normal_event: EventInfo) -> None:  # fmt: skip
+def test_status_running_per_pe(
+    multi_pe: Guest, expect: Expect, critical_event: EventInfo, normal_event: EventInfo
+) -> None:
     guest = multi_pe
     guest.require("in-handler-inject", "PE 1's event is raised while PE 0's handler runs")
     guest.select_pe(1)
@@ -222,5 +239,9 @@ def test_status_running_per_pe(multi_pe: Guest, expect: Expect, critical_event: 
     entries = guest.trigger(critical_event).deliveries
     on_pe1 = [d for d in entries if d.pe == 1]
     expect(len(on_pe1), 1, "entries on PE 1")
-    expect(on_pe1[0].results[0], 0b011, "STATUS of the critical event on PE 1 while PE 0 runs its handler",
-           Known("status_running_vm_wide", 0b111))  # fmt: skip
+    expect(
+        on_pe1[0].results[0],
+        0b011,
+        "STATUS of the critical event on PE 1 while PE 0 runs its handler",
+        Known("status_running_vm_wide", 0b111),
+    )

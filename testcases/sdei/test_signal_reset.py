@@ -10,9 +10,7 @@ import pytest
 
 from apflab.abi import sdei
 from apflab.abi.sdei import Fn
-from apflab.guest import Call, EventInfo, Guest, Handler
-from apflab.testing import Known, spec
-from apflab.verdict import Expect
+from apflab.testing import Call, EventInfo, Expect, Guest, Handler, Known, spec
 from testcases.sdei.helpers import ARG, arm
 
 NOT_ROUTED = Known("signal_features_not_routed", sdei.NOT_SUPPORTED)
@@ -30,14 +28,12 @@ def _arm_event_0(guest: Guest, expect: Expect, handler: Handler | None = None) -
 
 @spec("DEN0054C 5.1.16", "EVENT_SIGNAL of an event other than 0 is INVALID_PARAMETERS (ACS: 0x10000)")
 def test_signal_other_event(guest: Guest, expect: Expect) -> None:
-    expect(guest.sdei.signal(0x10000, guest.info.mpidrs[0]).ret, sdei.INVALID_PARAMETERS, "SIGNAL(0x10000)",
-           NOT_ROUTED)  # fmt: skip
+    expect(guest.sdei.signal(0x10000, guest.info.mpidrs[0]).ret, sdei.INVALID_PARAMETERS, "SIGNAL(0x10000)", NOT_ROUTED)
 
 
 @spec("DEN0054C 5.1.16", "EVENT_SIGNAL to an MPIDR that names no PE is INVALID_PARAMETERS")
 def test_signal_bad_target(guest: Guest, expect: Expect) -> None:
-    expect(guest.sdei.signal(sdei.EVENT_0, 0x8000_00FE).ret, sdei.INVALID_PARAMETERS, "SIGNAL(0, bad PE)",
-           NOT_ROUTED)  # fmt: skip
+    expect(guest.sdei.signal(sdei.EVENT_0, 0x8000_00FE).ret, sdei.INVALID_PARAMETERS, "SIGNAL(0, bad PE)", NOT_ROUTED)
 
 
 @spec("DEN0054C 5.1.16", "EVENT_SIGNAL to the calling PE dispatches event 0 there, with its argument")
@@ -74,8 +70,12 @@ def test_signal_masked_target(guest: Guest, expect: Expect) -> None:
     expect(guest.sdei.pe_mask().ret, 1, "PE_MASK", Known("pe_mask_returns_zero", 0))
     r = guest.sdei.signal(sdei.EVENT_0, guest.info.mpidrs[0])
     expect((r.ret, len(r.deliveries)), (sdei.SUCCESS, 0), "SIGNAL while masked: (x0, entries)")
-    expect([d.event for d in guest.sdei.pe_unmask().deliveries], [0], "entries at PE_UNMASK",
-           Known("tfa_masked_trigger_lost", []))  # fmt: skip
+    expect(
+        [d.event for d in guest.sdei.pe_unmask().deliveries],
+        [0],
+        "entries at PE_UNMASK",
+        Known("tfa_masked_trigger_lost", []),
+    )
 
 
 @spec("DEN0054C 5.1.16 (ACS test_042)", "EVENT_SIGNAL succeeds from inside a running handler")

@@ -15,9 +15,7 @@ import pytest
 
 from apflab.abi import sdei
 from apflab.abi.sdei import Fn
-from apflab.guest import Call, EventInfo, Guest, Handler
-from apflab.testing import Known, spec
-from apflab.verdict import WEDGED, Expect
+from apflab.testing import WEDGED, Call, EventInfo, Expect, Guest, Handler, Known, spec
 from testcases.sdei.helpers import ARG, arm, status, u64
 
 OK, DENIED, PENDING, INVALID = sdei.SUCCESS, sdei.DENIED, sdei.PENDING, sdei.INVALID_PARAMETERS
@@ -27,47 +25,91 @@ ST = {"reg": 0b000, "reG": 0b001, "rEG": 0b011, "Reg": 0b100, "ReG": 0b101, "REG
 # value (CONTEXT); "entered"/"not entered" = whether DISPATCH enters the handler.
 EXPECTED: dict[str, dict[str, tuple[object, str]]] = {
     "reg": {
-        "REGISTER": (OK, "reG"), "RELEASE": (OK, "reg"), "ENABLE": (DENIED, "reg"),
-        "DISABLE": (DENIED, "reg"), "UNREGISTER": (DENIED, "reg"), "ROUTING_SET": (DENIED, "reg"),
-        "CONTEXT": (DENIED, "reg"), "COMPLETE": (DENIED, "reg"), "COMPLETE_AND_RESUME": (DENIED, "reg"),
+        "REGISTER": (OK, "reG"),
+        "RELEASE": (OK, "reg"),
+        "ENABLE": (DENIED, "reg"),
+        "DISABLE": (DENIED, "reg"),
+        "UNREGISTER": (DENIED, "reg"),
+        "ROUTING_SET": (DENIED, "reg"),
+        "CONTEXT": (DENIED, "reg"),
+        "COMPLETE": (DENIED, "reg"),
+        "COMPLETE_AND_RESUME": (DENIED, "reg"),
         "DISPATCH": ("not entered", "reg"),
     },
     "reG": {
-        "REGISTER": (DENIED, "reG"), "RELEASE": (DENIED, "reG"), "ENABLE": (OK, "rEG"),
-        "DISABLE": (OK, "reG"), "UNREGISTER": (OK, "reg"), "ROUTING_SET": (OK, "reG"),
-        "CONTEXT": (DENIED, "reG"), "COMPLETE": (DENIED, "reG"), "COMPLETE_AND_RESUME": (DENIED, "reG"),
+        "REGISTER": (DENIED, "reG"),
+        "RELEASE": (DENIED, "reG"),
+        "ENABLE": (OK, "rEG"),
+        "DISABLE": (OK, "reG"),
+        "UNREGISTER": (OK, "reg"),
+        "ROUTING_SET": (OK, "reG"),
+        "CONTEXT": (DENIED, "reG"),
+        "COMPLETE": (DENIED, "reG"),
+        "COMPLETE_AND_RESUME": (DENIED, "reG"),
         "DISPATCH": ("not entered", "reG"),
     },
     "rEG": {
-        "REGISTER": (DENIED, "rEG"), "RELEASE": (DENIED, "rEG"), "ENABLE": (OK, "rEG"),
-        "DISABLE": (OK, "reG"), "UNREGISTER": (OK, "reg"), "ROUTING_SET": (DENIED, "rEG"),
-        "CONTEXT": (DENIED, "rEG"), "COMPLETE": (DENIED, "rEG"), "COMPLETE_AND_RESUME": (DENIED, "rEG"),
+        "REGISTER": (DENIED, "rEG"),
+        "RELEASE": (DENIED, "rEG"),
+        "ENABLE": (OK, "rEG"),
+        "DISABLE": (OK, "reG"),
+        "UNREGISTER": (OK, "reg"),
+        "ROUTING_SET": (DENIED, "rEG"),
+        "CONTEXT": (DENIED, "rEG"),
+        "COMPLETE": (DENIED, "rEG"),
+        "COMPLETE_AND_RESUME": (DENIED, "rEG"),
         "DISPATCH": ("entered", "REG"),
     },
     "ReG": {
-        "REGISTER": (DENIED, "ReG"), "RELEASE": (DENIED, "ReG"), "ENABLE": (OK, "REG"),
-        "DISABLE": (OK, "ReG"), "UNREGISTER": (PENDING, "Reg"), "ROUTING_SET": (DENIED, "ReG"),
-        "CONTEXT": ("value", "ReG"), "COMPLETE": ("completes", "reG"), "COMPLETE_AND_RESUME": ("completes", "reG"),
+        "REGISTER": (DENIED, "ReG"),
+        "RELEASE": (DENIED, "ReG"),
+        "ENABLE": (OK, "REG"),
+        "DISABLE": (OK, "ReG"),
+        "UNREGISTER": (PENDING, "Reg"),
+        "ROUTING_SET": (DENIED, "ReG"),
+        "CONTEXT": ("value", "ReG"),
+        "COMPLETE": ("completes", "reG"),
+        "COMPLETE_AND_RESUME": ("completes", "reG"),
         "DISPATCH": ("not nested", "ReG"),
     },
     "REG": {
-        "REGISTER": (DENIED, "REG"), "RELEASE": (DENIED, "REG"), "ENABLE": (OK, "REG"),
-        "DISABLE": (OK, "ReG"), "UNREGISTER": (PENDING, "Reg"), "ROUTING_SET": (DENIED, "REG"),
-        "CONTEXT": ("value", "REG"), "COMPLETE": ("completes", "rEG"), "COMPLETE_AND_RESUME": ("completes", "rEG"),
+        "REGISTER": (DENIED, "REG"),
+        "RELEASE": (DENIED, "REG"),
+        "ENABLE": (OK, "REG"),
+        "DISABLE": (OK, "ReG"),
+        "UNREGISTER": (PENDING, "Reg"),
+        "ROUTING_SET": (DENIED, "REG"),
+        "CONTEXT": ("value", "REG"),
+        "COMPLETE": ("completes", "rEG"),
+        "COMPLETE_AND_RESUME": ("completes", "rEG"),
         "DISPATCH": ("not nested", "REG"),
     },
     "Reg": {
-        "REGISTER": (DENIED, "Reg"), "RELEASE": (DENIED, "Reg"), "ENABLE": (DENIED, "Reg"),
-        "DISABLE": (DENIED, "Reg"), "UNREGISTER": (PENDING, "Reg"), "ROUTING_SET": (DENIED, "Reg"),
-        "CONTEXT": ("value", "Reg"), "COMPLETE": ("completes", "reg"), "COMPLETE_AND_RESUME": ("completes", "reg"),
+        "REGISTER": (DENIED, "Reg"),
+        "RELEASE": (DENIED, "Reg"),
+        "ENABLE": (DENIED, "Reg"),
+        "DISABLE": (DENIED, "Reg"),
+        "UNREGISTER": (PENDING, "Reg"),
+        "ROUTING_SET": (DENIED, "Reg"),
+        "CONTEXT": ("value", "Reg"),
+        "COMPLETE": ("completes", "reg"),
+        "COMPLETE_AND_RESUME": ("completes", "reg"),
         "DISPATCH": ("not nested", "Reg"),
     },
-}  # fmt: skip
+}
 
 STATES = list(EXPECTED)
 RUNNING = {"ReG", "REG", "Reg"}
-COMMON_ACTIONS = ["REGISTER", "ENABLE", "DISABLE", "UNREGISTER", "CONTEXT", "COMPLETE", "COMPLETE_AND_RESUME",
-                  "DISPATCH"]  # fmt: skip
+COMMON_ACTIONS = [
+    "REGISTER",
+    "ENABLE",
+    "DISABLE",
+    "UNREGISTER",
+    "CONTEXT",
+    "COMPLETE",
+    "COMPLETE_AND_RESUME",
+    "DISPATCH",
+]
 
 # What the KVM v4 series does differently in these cells (abi.md 3.4): (deviation, predicted result).
 KNOWN_RESULT = {
@@ -120,32 +162,42 @@ def _action_call(guest: Guest, action: str, ev: EventInfo) -> Call:
 
 
 def run_cell(guest: Guest, expect: Expect, ev: EventInfo, state: str, action: str) -> None:
-    want, after = EXPECTED[state][action]
-    known = [KNOWN_RESULT[(state, action)]] if (state, action) in KNOWN_RESULT else []
-    if state not in RUNNING:
-        if state != "reg":
-            expect(guest.sdei.register(ev.number, arg=ARG).ret, OK, "EVENT_REGISTER")
-        if state == "rEG":
-            expect(guest.sdei.enable(ev.number).ret, OK, "EVENT_ENABLE")
-        expect(guest.sdei.pe_unmask().ret, OK, "PE_UNMASK")
-        expect(status(guest, ev), ST[state], f"STATUS in state {state}")
-        if action == "DISPATCH":
-            guest.set_handler(ARG, Handler([Call(Fn.EVENT_STATUS, ev.number)]))
-            result = expect.survives(lambda: guest.trigger(ev), f"trigger in state {state}",
-                                     Known("tfa_signal_disabled_asserts", WEDGED))  # fmt: skip
-            entered = [d for d in result.deliveries if d.event == ev.number]
-            expect(len(entered), 1 if want == "entered" else 0, "handler entries")
-            if entered:
-                expect(entered[0].results, (ST["REG"],), "STATUS inside the handler")
-            expect(status(guest, ev), ST["rEG"] if want == "entered" else ST[after], "STATUS afterwards")
-            return
-        call = _action_call(guest, action, ev)
-        result = guest.call(call.fid, *call.args)
-        expect(result.ret, want, f"{action} in state {state}", *known)
-        expect(status(guest, ev), ST[after], f"STATUS after {action}")
-        return
+    """Reach ``state``, make ``action``, check its result and the state after it."""
+    if state in RUNNING:
+        _run_cell_in_handler(guest, expect, ev, state, action)
+    else:
+        _run_cell_idle(guest, expect, ev, state, action)
 
-    # Running states: the handler reaches the state, performs the action, reads STATUS.
+
+def _run_cell_idle(guest: Guest, expect: Expect, ev: EventInfo, state: str, action: str) -> None:
+    """Idle states: reached and acted on from the main context."""
+    want, after = EXPECTED[state][action]
+    if state != "reg":
+        expect(guest.sdei.register(ev.number, arg=ARG).ret, OK, "EVENT_REGISTER")
+    if state == "rEG":
+        expect(guest.sdei.enable(ev.number).ret, OK, "EVENT_ENABLE")
+    expect(guest.sdei.pe_unmask().ret, OK, "PE_UNMASK")
+    expect(status(guest, ev), ST[state], f"STATUS in state {state}")
+    if action == "DISPATCH":
+        guest.set_handler(ARG, Handler([Call(Fn.EVENT_STATUS, ev.number)]))
+        result = expect.survives(
+            lambda: guest.trigger(ev), f"trigger in state {state}", Known("tfa_signal_disabled_asserts", WEDGED)
+        )
+        entered = [d for d in result.deliveries if d.event == ev.number]
+        expect(len(entered), 1 if want == "entered" else 0, "handler entries")
+        if entered:
+            expect(entered[0].results, (ST["REG"],), "STATUS inside the handler")
+        expect(status(guest, ev), ST["rEG"] if want == "entered" else ST[after], "STATUS afterwards")
+        return
+    call = _action_call(guest, action, ev)
+    known = [KNOWN_RESULT[(state, action)]] if (state, action) in KNOWN_RESULT else []
+    expect(guest.call(call.fid, *call.args).ret, want, f"{action} in state {state}", *known)
+    expect(status(guest, ev), ST[after], f"STATUS after {action}")
+
+
+def _run_cell_in_handler(guest: Guest, expect: Expect, ev: EventInfo, state: str, action: str) -> None:
+    """Running states: the handler reaches the state, makes the action, reads STATUS."""
+    want, after = EXPECTED[state][action]
     steps = _reach_setup_steps(state, ev.number)
     calls = [c for c, _, _ in steps]
     finish: dict = {}
@@ -160,19 +212,19 @@ def run_cell(guest: Guest, expect: Expect, ev: EventInfo, state: str, action: st
     if action not in ("COMPLETE", "COMPLETE_AND_RESUME"):
         calls.append(Call(Fn.EVENT_STATUS, ev.number))
     arm(guest, expect, ev, Handler(calls, **finish))
-    result = expect.survives(lambda: guest.trigger(ev), f"{action} in state {state}",
-                             Known("tfa_signal_disabled_asserts", WEDGED))  # fmt: skip
+    result = expect.survives(
+        lambda: guest.trigger(ev), f"{action} in state {state}", Known("tfa_signal_disabled_asserts", WEDGED)
+    )
     mine = [d for d in result.deliveries if d.event == ev.number]
     expect(len(mine) >= 1, True, "the handler ran")
     first = mine[0]
+    setup_known = [Known("enable_disable_pending_while_running", PENDING)] if state == "ReG" else []
     for i, (_, code, what) in enumerate(steps):
-        expect(first.results[i], code, what, *([Known("enable_disable_pending_while_running", PENDING)]
-                                              if state == "ReG" else []))  # fmt: skip
+        expect(first.results[i], code, what, *setup_known)
     n = len(steps)
     if action in ("COMPLETE", "COMPLETE_AND_RESUME"):
         expect(first.fin, None, f"{action} from the handler")
-        expect(status(guest, ev), ST[after], f"STATUS after {action}",
-               *(KNOWN_STATUS_UNREG if state == "Reg" else []))  # fmt: skip
+        expect(status(guest, ev), ST[after], f"STATUS after {action}", *(KNOWN_STATUS_UNREG if state == "Reg" else []))
         return
     status_known = KNOWN_STATUS_UNREG if action == "UNREGISTER" or state == "Reg" else []
     if action == "DISPATCH":
@@ -181,6 +233,7 @@ def run_cell(guest: Guest, expect: Expect, ev: EventInfo, state: str, action: st
         # COMPLETE restored the interrupted registers, so REGS now shows the x0 CONTEXT(0) read.
         expect(u64(first.results[n]), guest.regs().x[0], "EVENT_CONTEXT(0) = interrupted x0")
     else:
+        known = [KNOWN_RESULT[(state, action)]] if (state, action) in KNOWN_RESULT else []
         expect(first.results[n], want, f"{action} in state {state}", *known)
     expect(first.results[n + 1], ST[after], f"STATUS after {action}", *status_known)
 

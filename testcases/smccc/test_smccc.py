@@ -12,9 +12,7 @@ import pytest
 
 from apflab.abi import psci, smccc
 from apflab.abi.sdei import Fn
-from apflab.guest import Guest
-from apflab.testing import Known, spec
-from apflab.verdict import Expect
+from apflab.testing import Expect, Guest, Known, spec
 
 UNKNOWN_IDS = {
     "arch-fast32": 0x80001234,
@@ -79,8 +77,12 @@ def test_psci_features_unknown(guest: Guest, expect: Expect) -> None:
 @spec("DEN0028 (abi.md 1.3)", "an SMC32 call sees only the low 32 bits of its arguments")
 def test_smc32_argument_width(guest: Guest, expect: Expect) -> None:
     wide = 0xFFFF_FFFF_0000_0000 | psci.PSCI_VERSION
-    expect(guest.call(psci.PSCI_FEATURES, wide).ret, 0, "PSCI_FEATURES(PSCI_VERSION | x1[63:32] set)",
-           Known("qemu_psci_smc32_args_64bit", psci.NOT_SUPPORTED))  # fmt: skip
+    expect(
+        guest.call(psci.PSCI_FEATURES, wide).ret,
+        0,
+        "PSCI_FEATURES(PSCI_VERSION | x1[63:32] set)",
+        Known("qemu_psci_smc32_args_64bit", psci.NOT_SUPPORTED),
+    )
 
 
 @spec("abi.md 1.6 (G-smccc)", "the vendor-hypervisor UID call answers KVM's UUID in w0..w3")

@@ -1,0 +1,43 @@
+"""Every capability a target can have, in one list, with what it means.
+
+Testcases ask ``guest.require(name)``; a target grants names from its agent's HELLO,
+its lab.yaml ``capabilities:``, what hosts it (KVM) and the session's probe. A name
+that is not in this list is a bug in whoever wrote it (it could never be granted and
+would act as a silent skip), so :func:`check` refuses it loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+CAPABILITIES: dict[str, str] = {
+    "sdei": "SDEI_VERSION answers major version 1 (probed)",
+    "smccc-1.1": "SMCCC_VERSION is 1.1 or later, so SMCCC_ARCH_FEATURES exists (probed)",
+    "bind-slots": "FEATURES(BIND_SLOTS) reports dynamic event slots (probed)",
+    "inject": "the host can inject an SDEI event (INJECT)",
+    "irq": "the host can raise an interrupt line (IRQ)",
+    "in-handler-inject": "INJECT and IRQ also work while a handler runs (handler steps)",
+    "reset": "RESET returns the target to its power-on SDEI state",
+    "multi-pe": "more than one PE, selected with PE",
+    "mem": "guest memory can be read and written from the host (MEM R32/W32)",
+    "apf-host": "the host side of asynchronous page faults: faults, clock, VMM commands (HOST ...)",
+    "migration": "the VMM's SDEI and APF state can be saved and restored (HOST SAVE/LOAD/RESTORE)",
+    "kvm-vendor-hyp": "the guest runs under KVM: its vendor-hypervisor service is KVM's",
+}
+
+
+class UnknownCapability(ValueError):
+    """A capability name that is not in :data:`CAPABILITIES`."""
+
+
+def check(names: Iterable[str], where: str = "") -> frozenset[str]:
+    """Return ``names`` as a frozenset, or raise naming the unknown ones and the known list."""
+    found = frozenset(names)
+    unknown = sorted(found - CAPABILITIES.keys())
+    if unknown:
+        origin = f" in {where}" if where else ""
+        raise UnknownCapability(
+            f"unknown capability {', '.join(map(repr, unknown))}{origin}; known: "
+            f"{', '.join(sorted(CAPABILITIES))} (apflab/capabilities.py)"
+        )
+    return found

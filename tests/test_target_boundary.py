@@ -1,0 +1,92 @@
+"""The target boundary: wrappers pass every operation through, capabilities come from one list.
+
+A pipe to ``apflab agent`` stands in for a console target here: it is the same AgentGuest
+over a real byte stream to a real process, only without a QEMU under it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from apflab.agent.client import AgentGuest, ProcessStream, model_agent_argv
+from apflab.capabilities import CAPABILITIES, UnknownCapability
+from apflab.guest import Guest
+from apflab.lab.agentdriver import RecoveringGuest
+from apflab.lab.targetinfo import describe
+from apflab.model.platform import PLATFORMS
+from apflab.profiles import KVM_V4
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def wrapped() -> RecoveringGuest:
+    boots: list[AgentGuest] = []
+
+    def boot() -> AgentGuest:
+        boots.append(AgentGuest(ProcessStream(model_agent_argv("kvm-v4", 2, 1)), "pipe-v4", timeout=10))
+        return boots[-1]
+
+    guest = RecoveringGuest(boot, lambda: "a pipe")
+    guest.info = describe("pipe-v4", guest, profile=KVM_V4, events=PLATFORMS["kvm-v4"].events)
+    yield guest
+    guest.close()
+
+
+def test_every_operation_is_passed_through() -> None:
+    for name in Guest.OPERATIONS:
+        assert getattr(RecoveringGuest, name) is not getattr(Guest, name), name
+
+
+def test_host_side_operations_reach_a_pipe_target(wrapped: RecoveringGuest) -> None:
+    assert wrapped.info.has("mem") and wrapped.info.has("apf-host")
+    wrapped.mem_write32(0x4100_0000, 0xA5A5_1234)
+    assert wrapped.mem_read32(0x4100_0000) == 0xA5A5_1234
+    # KVM_ARM_ASYNC_PF_CMD_GET_VERSION (0) on the VM fd answers version 0x010000 (APF v4 07/15).
+    assert wrapped.apf_command(None, 0) == (0, 0x010000)
+
+
+def test_info_survives_a_restart(wrapped: RecoveringGuest) -> None:
+    before = wrapped.info
+    wrapped.restart()
+    assert wrapped.info is before and wrapped.restarts == 1
+    assert wrapped.mem_read32(0x4100_0000) == 0  # a fresh target, and still reachable
+
+
+def test_unknown_capability_is_an_error_not_a_skip(wrapped: RecoveringGuest) -> None:
+    with pytest.raises(UnknownCapability, match="more-ppis"):
+        wrapped.require("more-ppis")
+
+
+def _literal_capabilities() -> set[tuple[str, str]]:
+    found = set()
+    for path in [*ROOT.joinpath("apflab").rglob("*.py"), *ROOT.joinpath("testcases").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("require", "has")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.add((str(path.relative_to(ROOT)), node.args[0].value))
+    return found
+
+
+def test_every_capability_asked_for_is_known() -> None:
+    asked = _literal_capabilities()
+    assert len(asked) > 10
+    unknown = sorted((where, name) for where, name in asked if name not in CAPABILITIES)
+    assert not unknown
+
+
+def test_no_getattr_for_optional_powers() -> None:
+    """Optional powers are bound (labgrid optional bindings) or in the contract, never looked up by name."""
+    powers = "alive|status|crash_tail|use_kvm|host_capabilities|restart|discard"
+    for path in ROOT.joinpath("apflab").rglob("*.py"):
+        assert not re.search(rf"getattr\([^)]*[\"']({powers})[\"']", path.read_text()), path.name
