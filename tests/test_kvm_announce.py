@@ -21,8 +21,10 @@ def test_forward_mode_line() -> None:
 
 
 def test_kernel_mode_versions_are_hex() -> None:
-    line = ("APFLAB-VMM 1 sdei=kernel vcpus=1 kernel=5.14.2-sdei ipa=40 caps=vgic-v3,psci-0.2,sdei-kernel,async-pf "
-            "channel=- setup_ms=9.0 sdei_version=10000 apf_version=10000")  # fmt: skip
+    line = (
+        "APFLAB-VMM 1 sdei=kernel vcpus=1 kernel=5.14.2-sdei ipa=40 caps=vgic-v3,psci-0.2,sdei-kernel,async-pf "
+        "channel=- setup_ms=9.0 sdei_version=10000 apf_version=10000"
+    )
     a = parse_announce(line)
     assert a.channel is None and a.sdei_version == 0x10000 and a.apf_version == 0x10000
 

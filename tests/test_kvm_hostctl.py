@@ -54,18 +54,24 @@ def scripted(script: list[tuple[str, str | None]]) -> tuple[KernelSdei, Callable
 
 
 def test_version_and_injection_encodings() -> None:
-    ctl, done = scripted([
-        ("SDEI vm 0", "RES vm 0 00000100"),  # u32 version 0x10000 (1.0.0), little endian
-        ("SDEI 1 10 00004040", "RES 1 0 00004040"),  # INJECT_EVENT num = 0x40400000 (trailing zeros implied)
-    ])  # fmt: skip
+    ctl, done = scripted(
+        [
+            ("SDEI vm 0", "RES vm 0 00000100"),  # u32 version 0x10000 (1.0.0), little endian
+            ("SDEI 1 10 00004040", "RES 1 0 00004040"),  # INJECT_EVENT num = 0x40400000 (trailing zeros implied)
+        ]
+    )
     assert ctl.version() == 0x10000
     ctl.inject(1, 0x40400000)
     done()
 
 
 def test_vcpu_state_round_trip() -> None:
-    state = VcpuState(masked=0, critical_num=0x40400000, normal_num=0,
-                      critical_regs=VcpuRegs(list(range(18)), pc=0x60001000, pstate=0x3C5))  # fmt: skip
+    state = VcpuState(
+        masked=0,
+        critical_num=0x40400000,
+        normal_num=0,
+        critical_regs=VcpuRegs(list(range(18)), pc=0x60001000, pstate=0x3C5),
+    )
     raw = state.pack()
     assert raw[0] == 0 and struct.unpack_from("<QQ", raw, 8) == (0x40400000, 0)
     assert struct.unpack_from("<QQ", raw, 24 + 144) == (0x60001000, 0x3C5)  # critical_regs.pc, .pstate
@@ -76,10 +82,12 @@ def test_vcpu_state_round_trip() -> None:
 
 def test_kevent_iteration_ends_at_enoent() -> None:
     first = struct.pack("<QIB3xQ", 0x40400000, 1, 0, 0)
-    ctl, done = scripted([
-        ("SDEI vm 3", f"RES vm 0 {first.rstrip(bytes(1)).hex()}"),
-        (f"SDEI vm 3 {struct.pack('<Q', 0x40400000).rstrip(bytes(1)).hex()}", "RES vm -2 -"),
-    ])  # fmt: skip
+    ctl, done = scripted(
+        [
+            ("SDEI vm 3", f"RES vm 0 {first.rstrip(bytes(1)).hex()}"),
+            (f"SDEI vm 3 {struct.pack('<Q', 0x40400000).rstrip(bytes(1)).hex()}", "RES vm -2 -"),
+        ]
+    )
     events = list(ctl.kevents())
     assert [(e.num, e.refcount) for e in events] == [(0x40400000, 1)]
     done()

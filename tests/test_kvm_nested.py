@@ -29,10 +29,10 @@ from apflab.kvm.announce import Announce, find_announce
 from apflab.kvm.bridge import ModelBridge, accept_vmm
 from apflab.kvm.l1 import L1Config, qemu_command
 from apflab.kvm.link import Listener
-from apflab.profiles import SPEC
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-system-aarch64") is None,
-                                reason="needs qemu-system-aarch64 (make test installs it)")  # fmt: skip
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-system-aarch64") is None, reason="needs qemu-system-aarch64 (make test installs it)"
+)
 
 READY = b"APFLAB-AGENT READY"
 BOOT_BOUND = 60.0
@@ -60,7 +60,7 @@ def boot_l1(console: str) -> tuple[AgentGuest, ModelBridge, Announce]:
     listener.close()
     announce = find_announce(seen.decode(errors="replace"))
     assert announce is not None, seen[-800:]
-    return AgentGuest(stream, "qemu-kvm", timeout=10, profile=SPEC), bridge, announce
+    return AgentGuest(stream, "qemu-kvm", timeout=10), bridge, announce
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +93,11 @@ def test_sdei_version_comes_from_the_model(l1) -> None:
 def test_signal_dispatches_into_the_real_handler(l1) -> None:
     guest, bridge, _ = l1
     guest.reset()
-    ep = guest.info.entry_point
+    ep = guest.facts.entry_point
     for fid, *args in ((Fn.EVENT_REGISTER, 0, ep, 0x77, 0, 0), (Fn.EVENT_ENABLE, 0), (Fn.PE_UNMASK,)):
         assert guest.call(fid, *args).x[0] == 0
     guest.set_handler(0x77, Handler())
-    result = guest.call(Fn.EVENT_SIGNAL, 0, guest.info.mpidrs[0])
+    result = guest.call(Fn.EVENT_SIGNAL, 0, guest.facts.mpidrs[0])
     assert result.x[0] == 0 and len(result.deliveries) == 1
     d = result.deliveries[0]
     interrupted = guest.regs()  # the agent's registers right after SIGNAL returned
@@ -110,12 +110,12 @@ def test_signal_dispatches_into_the_real_handler(l1) -> None:
 def test_signal_to_the_other_pe_is_delivered_there(l1) -> None:
     guest, bridge, _ = l1
     guest.reset()
-    ep = guest.info.entry_point
+    ep = guest.facts.entry_point
     guest.select_pe(1)
     for fid, *args in ((Fn.EVENT_REGISTER, 0, ep, 0x11, 0, 0), (Fn.EVENT_ENABLE, 0), (Fn.PE_UNMASK,)):
         assert guest.call(fid, *args).x[0] == 0
     guest.select_pe(0)
-    result = guest.call(Fn.EVENT_SIGNAL, 0, guest.info.mpidrs[1])
+    result = guest.call(Fn.EVENT_SIGNAL, 0, guest.facts.mpidrs[1])
     assert result.x[0] == 0
     assert [(d.pe, d.x[1]) for d in result.deliveries] == [(1, 0x11)]
     assert bridge.stops >= 1  # PE 1 was kicked out of KVM_RUN to take it
@@ -124,7 +124,7 @@ def test_signal_to_the_other_pe_is_delivered_there(l1) -> None:
 def test_the_agent_as_built_runs_unchanged_on_the_pl011() -> None:
     guest, _, _ = boot_l1("pl011")
     try:
-        assert guest.info.pes == 2 and guest.info.conduit == "hvc"
+        assert guest.facts.pes == 2 and guest.facts.conduit == "hvc"
         assert guest.call(smccc.SMCCC_VERSION).x[0] == 0x10001
         assert guest.call(Fn.VERSION).x[0] == 0x0001_0001_0000_0000
     finally:

@@ -101,8 +101,13 @@ def run_make(source: Path, out: Path, what: str, progress: Progress, *variables:
     if shutil.which("aarch64-linux-gnu-gcc") is None:
         raise ImageError("aarch64-linux-gnu-gcc is missing: apt-get install gcc-aarch64-linux-gnu")
     progress(f"kvm: building {what} ({source.relative_to(ROOT)} {' '.join(variables)})".rstrip())
-    r = subprocess.run(["make", "-s", "-C", str(source), f"OUT={out}", *variables], capture_output=True, text=True,
-                       timeout=300, check=False)  # fmt: skip
+    r = subprocess.run(
+        ["make", "-s", "-C", str(source), f"OUT={out}", *variables],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if r.returncode != 0:
         raise ImageError(f"building {what} failed: {(r.stderr or r.stdout).strip()[-800:]}")
 
@@ -142,8 +147,9 @@ class KvmHostImage(Recipe):
 
     def outputs(self, cache: Path) -> list[Path]:
         d = self.dir(cache)
-        return [d / n for n in ("Image", "initramfs.cpio.gz", "apflab-vmm", "id_ed25519", "id_ed25519.pub",
-                                "manifest.json")]  # fmt: skip
+        return [
+            d / n for n in ("Image", "initramfs.cpio.gz", "apflab-vmm", "id_ed25519", "id_ed25519.pub", "manifest.json")
+        ]
 
     def inputs_digest(self) -> str:
         k = self.kernel

@@ -69,5 +69,14 @@ def parse_announce(line: str) -> Announce:
         raise AnnounceError(f"announce line lacks or garbles {exc}: {line[:120]!r}") from None
     if sdei not in MODES:
         raise AnnounceError(f"announce line: unknown sdei mode {sdei!r}")
-    return Announce(sdei, vcpus, kernel, ipa, frozenset(c for c in caps.split(",") if c),
-                    None if channel == "-" else channel, setup, sdei_version, apf_version)  # fmt: skip
+    return Announce(
+        sdei,
+        vcpus,
+        kernel,
+        ipa,
+        frozenset(c for c in caps.split(",") if c),
+        None if channel == "-" else channel,
+        setup,
+        sdei_version,
+        apf_version,
+    )

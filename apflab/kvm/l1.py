@@ -59,8 +59,14 @@ class L1Config:
 
 
 def kernel_append(cfg: L1Config) -> str:
-    words = ["console=ttyAMA0", "quiet", "rdinit=/init", f"apflab.vcpus={cfg.vcpus}", f"apflab.sdei={cfg.sdei}",
-             f"apflab.console={cfg.console}"]  # fmt: skip
+    words = [
+        "console=ttyAMA0",
+        "quiet",
+        "rdinit=/init",
+        f"apflab.vcpus={cfg.vcpus}",
+        f"apflab.sdei={cfg.sdei}",
+        f"apflab.console={cfg.console}",
+    ]
     if cfg.channel == "virtio":
         words.append(f"apflab.channel=virtio:{CHANNEL_PORT_NAME}")
     elif cfg.channel == "tcp":
@@ -79,12 +85,38 @@ def qemu_command(cfg: L1Config) -> list[str]:
     if qemu is None:
         raise ImageError(f"{cfg.qemu_bin} not found: install qemu-system-arm (apt-get install qemu-system-arm)")
     net = "user,id=apflab-net" + (f",hostfwd=tcp:127.0.0.1:{cfg.ssh_port}-:22" if cfg.ssh_port else "")
-    cmd = [qemu, "-M", "virt,virtualization=on,gic-version=3", "-cpu", cfg.cpu, "-m", str(cfg.memory_mb),
-           "-smp", str(cfg.smp), "-accel", "tcg", "-nographic", "-monitor", "none", "-no-reboot",
-           "-kernel", str(cfg.image_dir / "Image"), "-initrd", str(cfg.image_dir / "initramfs.cpio.gz"),
-           "-netdev", net, "-device", "virtio-net-pci,netdev=apflab-net,romfile="]  # fmt: skip
+    cmd = [
+        qemu,
+        "-M",
+        "virt,virtualization=on,gic-version=3",
+        "-cpu",
+        cfg.cpu,
+        "-m",
+        str(cfg.memory_mb),
+        "-smp",
+        str(cfg.smp),
+        "-accel",
+        "tcg",
+        "-nographic",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(cfg.image_dir / "Image"),
+        "-initrd",
+        str(cfg.image_dir / "initramfs.cpio.gz"),
+        "-netdev",
+        net,
+        "-device",
+        "virtio-net-pci,netdev=apflab-net,romfile=",
+    ]
     if cfg.channel == "virtio":
-        cmd += ["-device", "virtio-serial-pci,romfile=",
-                "-chardev", f"socket,id=apflab-channel,host=127.0.0.1,port={cfg.channel_port}",
-                "-device", f"virtserialport,chardev=apflab-channel,name={CHANNEL_PORT_NAME}"]  # fmt: skip
+        cmd += [
+            "-device",
+            "virtio-serial-pci,romfile=",
+            "-chardev",
+            f"socket,id=apflab-channel,host=127.0.0.1,port={cfg.channel_port}",
+            "-device",
+            f"virtserialport,chardev=apflab-channel,name={CHANNEL_PORT_NAME}",
+        ]
     return [*cmd, "-append", kernel_append(cfg)]

@@ -139,8 +139,9 @@ class VmmPeer:
                     raise PeerError(f"the VMM session is over: {self.error or self.bye}")
                 self.link.send(line)
                 if not event.wait(timeout) or not box:
-                    raise PeerError(f"no answer to {line[:40]!r} within {timeout:g} s"
-                                    f"{'; ' + self.error if self.error else ''}")  # fmt: skip
+                    raise PeerError(
+                        f"no answer to {line[:40]!r} within {timeout:g} s{'; ' + self.error if self.error else ''}"
+                    )
                 return box[0]
             finally:
                 with self._results_lock:
