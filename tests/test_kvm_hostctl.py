@@ -2,7 +2,7 @@
 
 The peer is a FAKE standing in for apflab-vmm on a kernel with the v4 series (none runs
 here: docs/vmm-channel.md, "What ran where"). It checks the bytes the host sends for
-each command against the v4 layouts (abi.md 3.7, 4.11: kvm_sdei_cmd's union at offset 8,
+each command against the v4 layouts (KVM SDEI v4 15/21-17/21 and KVM APF v4 10/15: kvm_sdei_cmd's union at offset 8,
 num as a little-endian u64; kvm_sdei_vcpu_state: masked at 0, critical_num at 8,
 normal_num at 16, then two kvm_sdei_vcpu_regs of 160 bytes) and answers with RES lines.
 """
@@ -94,7 +94,7 @@ def test_kevent_iteration_ends_at_enoent() -> None:
 
 
 def test_refusals_carry_the_kernels_errno() -> None:
-    ctl, done = scripted([("APF 0 6 400000001", "RES 0 -5 400000001")])  # SET_CONTROL -> EIO (abi.md 4.11)
+    ctl, done = scripted([("APF 0 6 400000001", "RES 0 -5 400000001")])  # SET_CONTROL -> EIO (KVM APF v4 10/15)
     with pytest.raises(HostCommandError) as info:
         ctl.apf(0, apf.Command.SET_CONTROL, 0x4_0000_0001)
     assert info.value.errno == 5
