@@ -4,8 +4,8 @@ The peer here is a FAKE: a script standing in for apflab-vmm and its real vCPUs,
 the lines the VMM sends (registers as KVM reports them after a forwarded HVC, PC
 already past it) and checking what the host answers. It exists because the real VMM
 needs an arm64 KVM host (nested L1 under QEMU TCG), which the end-to-end tests of the
-qemu-kvm target exercise (phase 2). Expected values come from DEN0054C (5.1.1 VERSION, handler dispatch in docs/reference/sdei-dispatch.md,
-2.7), not from the bridge: dispatch sets x0 = event, x1 = argument, x2 = interrupted
+qemu-kvm target exercise (phase 2). Expected values come from DEN0054C (5.1.1 VERSION,
+handler dispatch and completion in docs/reference/sdei-dispatch.md), not from the bridge: dispatch sets x0 = event, x1 = argument, x2 = interrupted
 PC, x3 = interrupted PSTATE and PSTATE = EL1h with D, A, I, F masked; COMPLETE restores
 x0-x17, PC and PSTATE; COMPLETE_AND_RESUME also sets ELR_EL1/SPSR_EL1 to the
 interrupted PC/PSTATE and continues at the resume address.
@@ -29,7 +29,8 @@ VBAR = 0x6000_0800
 CALL_PC = 0x6000_1004  # the instruction after the agent's HVC, as KVM reports it
 HANDLER_PC = 0x6000_25F0
 RUNNING = 0x6000_0005  # EL1h, DAIF clear, Z and C set: what the agent runs with
-HANDLER_PSTATE = 0x6000_03C5  # EL1h (M=0b0101), D A I F masked, NZCV kept (DEN0054C handler dispatch; docs/reference/sdei-dispatch.md)
+#: EL1h (M=0b0101), D A I F masked, NZCV kept (DEN0054C handler dispatch; docs/reference/sdei-dispatch.md)
+HANDLER_PSTATE = 0x6000_03C5
 POISON = 0x5DE1_0000_0000_0000
 
 VERSION = 0xC400_0020
