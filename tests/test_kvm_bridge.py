@@ -5,10 +5,11 @@ the lines the VMM sends (registers as KVM reports them after a forwarded HVC, PC
 already past it) and checking what the host answers. It exists because the real VMM
 needs an arm64 KVM host (nested L1 under QEMU TCG), which the end-to-end tests of the
 qemu-kvm target exercise (phase 2). Expected values come from DEN0054C (5.1.1 VERSION,
-handler dispatch and completion in docs/reference/sdei-dispatch.md), not from the bridge: dispatch sets x0 = event, x1 = argument, x2 = interrupted
-PC, x3 = interrupted PSTATE and PSTATE = EL1h with D, A, I, F masked; COMPLETE restores
-x0-x17, PC and PSTATE; COMPLETE_AND_RESUME also sets ELR_EL1/SPSR_EL1 to the
-interrupted PC/PSTATE and continues at the resume address.
+handler dispatch and completion in docs/reference/sdei-dispatch.md), not from the
+bridge: dispatch sets x0 = event, x1 = argument, x2 = interrupted PC, x3 = interrupted
+PSTATE and PSTATE = EL1h with D, A, I, F masked; COMPLETE restores x0-x17, PC and
+PSTATE; COMPLETE_AND_RESUME also sets ELR_EL1/SPSR_EL1 to the interrupted PC/PSTATE and
+continues at the resume address.
 """
 
 from __future__ import annotations

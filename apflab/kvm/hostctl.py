@@ -1,16 +1,18 @@
 """Host controls of an in-kernel SDEI/APF implementation, through apflab-vmm (mode ``kernel``).
 
 The v4 series' uAPI (docs/reference/kvm-v4.md "uAPI", docs/reference/apf.md "VMM
-interface"; Message-Ids <20210815001352.81927-17-gshan@redhat.com> for the VM commands, v3's <20210507083124.43347-18-gshan@redhat.com> for the vCPU ones,
+interface"; Message-Ids <20210815001352.81927-17-gshan@redhat.com> for the VM commands,
+v3's <20210507083124.43347-18-gshan@redhat.com> for the vCPU ones,
 <20210815005947.83699-11-gshan@redhat.com> for KVM_ARM_ASYNC_PF_COMMAND): the VMM runs
 each command's ioctl on the VM fd or on a vCPU's fd (docs/vmm-channel.md, "Host
 commands") and this module packs and unpacks the structures with apflab.abi.uapi.
 Errors come back as negative errno values, as the kernel returned them.
 
 Known hazards of v4 (docs/reference/kvm-v4.md, "The deviations apflab names"), which a
-caller must expect as a wedge, not a value: INJECT_EVENT on a registered and enabled event takes the vCPU lock twice (the VMM's
-bound then ends it: "a host command ... has been in its ioctl"), and SET_EVENT with a
-non-zero ``notifier`` makes the kernel call that address.
+caller must expect as a wedge, not a value: INJECT_EVENT on a registered and enabled
+event takes the vCPU lock twice (the VMM's bound then ends it: "a host command ... has
+been in its ioctl"), and SET_EVENT with a non-zero ``notifier`` makes the kernel call
+that address.
 """
 
 from __future__ import annotations
