@@ -6,6 +6,7 @@
  * What it reports is what the hardware and the dispatcher did; it decides nothing
  * about conformance (that is the harness's job).
  */
+#include "machine.h"
 #include "types.h"
 #include "uart.h"
 
@@ -292,9 +293,44 @@ static void conduit_call(const u64 *in, u64 *out)
 #define MBOX_CALL 1
 #define MBOX_PING 2
 #define MBOX_OFF 3
+#define MBOX_RAISE 4
 
 /* Bound on waiting for another PE to take and finish a call (counter ticks set at start). */
 static u64 pe_call_ticks;
+/* Which PEs sleep in mach_sleep() (IRQ masked) rather than spin on WFE. */
+static volatile u32 cpu_sleeps[MAX_CPUS];
+
+/* Wait until ``*flag == want``, at most until ``deadline`` (counter ticks); 1 if it came.
+ * Yields while it waits: under QEMU's single-threaded TCG the other PEs run only then. */
+static int wait_for(volatile u32 *flag, u32 want, u64 deadline)
+{
+	while (*flag != want) {
+		if (counter() > deadline)
+			return 0;
+		__asm__ volatile("yield");
+	}
+	return 1;
+}
+
+/* Hand PE ``c`` a mailbox request (its in[] already filled) and wake it. */
+static void post(int c, u32 kind)
+{
+	__asm__ volatile("dsb sy" ::: "memory");
+	mbox[c].busy = kind;
+	__asm__ volatile("dsb sy; sev" ::: "memory");
+	if (cpu_sleeps[c])
+		mach_wake(c);
+}
+
+/* Raise ``intid`` on this PE with x0..x17 = ``regs`` (machine.h): 0, or NOT_SUPPORTED. */
+static u64 raise_here(u32 intid, const u64 *regs)
+{
+	struct pulse p;
+	if (trig_pulse(intid, &p))
+		return NOT_SUPPORTED;
+	pulse_with_regs(regs, &p);
+	return 0;
+}
 
 /* Run a call on PE ``c``: the boot CPU directly, others through their mailbox. */
 static int call_on(int c, const u64 *in, u64 *out)
@@ -306,13 +342,9 @@ static int call_on(int c, const u64 *in, u64 *out)
 	struct mailbox *m = &mbox[c];
 	for (int i = 0; i < 18; i++)
 		m->in[i] = in[i];
-	__asm__ volatile("dsb sy" ::: "memory");
-	m->busy = MBOX_CALL;
-	__asm__ volatile("dsb sy; sev" ::: "memory");
-	u64 deadline = counter() + pe_call_ticks;
-	while (m->busy)
-		if (counter() > deadline)
-			return -1;
+	post(c, MBOX_CALL);
+	if (!wait_for(&m->busy, 0, counter() + pe_call_ticks))
+		return -1;
 	for (int i = 0; i < OUT_WORDS; i++)
 		out[i] = m->out[i];
 	return 0;
@@ -339,15 +371,10 @@ static u64 simple_call(u64 fid, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
 static void wait_quiet(void)
 {
 	u64 deadline = counter() + pe_call_ticks;
+	for (int c = 1; c < ncpus; c++)
+		post(c, MBOX_PING);
 	for (int c = 1; c < ncpus; c++) {
-		__asm__ volatile("dsb sy" ::: "memory");
-		mbox[c].busy = MBOX_PING;
-		__asm__ volatile("dsb sy; sev" ::: "memory");
-	}
-	for (int c = 1; c < ncpus; c++) {
-		while (mbox[c].busy && counter() < deadline)
-			;
-		if (mbox[c].busy) {
+		if (!wait_for(&mbox[c].busy, 0, deadline)) {
 			puts_("NOTE PE ");
 			put_hex((u64)c);
 			puts_(" did not answer a ping\n");
@@ -359,9 +386,19 @@ void secondary_loop(void)
 {
 	int c = cpu();
 	for (;;) {
-		while (!mbox[c].busy)
-			__asm__ volatile("wfe");
+		while (!mbox[c].busy) {
+			if (cpu_sleeps[c])
+				mach_sleep();
+			else
+				__asm__ volatile("wfe");
+		}
 		if (mbox[c].busy == MBOX_PING) {
+			__asm__ volatile("dsb sy" ::: "memory");
+			mbox[c].busy = 0;
+			continue;
+		}
+		if (mbox[c].busy == MBOX_RAISE) {
+			mbox[c].out[0] = raise_here((u32)mbox[c].in[0], last_regs[c]);
 			__asm__ volatile("dsb sy" ::: "memory");
 			mbox[c].busy = 0;
 			continue;
@@ -389,25 +426,44 @@ void secondary_loop(void)
 
 void secondary_main(void)
 {
+	int c = cpu();
 	set_exception_entry_config();
-	cpu_online[cpu()] = 1;
+	cpu_sleeps[c] = (u32)mach_pe_init();
+	if (cpu_sleeps[c])
+		__asm__ volatile("msr daifset, #2"); /* the wake-up SGI only ends a WFI */
+	cpu_online[c] = 1;
 	secondary_loop();
 }
 
-/* PSCI CPU_ON every further CPU (MPIDR Aff0 = 1, 2, ...) until one is refused or does not
- * come up. Firmware may accept a core the machine lacks (TF-A's qemu platform counts 4
- * cores whatever -smp says), so the wait is short: a real core is up in well under 20 ms. */
+/* PSCI CPU_ON every further PE, then wait (bounded) until each runs the agent's loop. The
+ * PEs are those the GIC has redistributors for (firmware may accept CPU_ON for a core the
+ * machine lacks: TF-A's qemu platform counts 4 whatever -smp says); without that count,
+ * Aff0 = 1, 2, ... are tried one by one until one is refused or does not come up. A PE that
+ * does not come up in 2 s is left out with a NOTE, and so are those after it. */
 static void start_secondaries(void)
 {
-	u64 f = counter_freq();
-	for (int c = 1; c < MAX_CPUS; c++) {
-		if (simple_call(PSCI_CPU_ON, (u64)c, (u64)secondary_entry, 0, 0, 0) != 0)
+	int known = mach_pes();
+	int last = known > 0 ? (known < MAX_CPUS ? known : MAX_CPUS) : MAX_CPUS;
+	u64 deadline = counter() + 2 * counter_freq();
+	for (int c = 1; c < last; c++) {
+		if (simple_call(PSCI_CPU_ON, (u64)c, (u64)secondary_entry, 0, 0, 0) != 0) {
+			last = c;
 			break;
-		u64 deadline = counter() + f / 50;
-		while (!cpu_online[c] && counter() < deadline)
-			;
-		if (!cpu_online[c])
+		}
+		if (known > 0)
+			continue; /* all of them start at once; waited for below */
+		if (!wait_for(&cpu_online[c], 1, deadline)) {
+			last = c + 1;
 			break;
+		}
+	}
+	for (int c = 1; c < last; c++) {
+		if (!wait_for(&cpu_online[c], 1, deadline)) {
+			puts_("NOTE PE ");
+			put_hex((u64)c);
+			puts_(" did not come up within 2 s: left out\n");
+			break;
+		}
 		ncpus = c + 1;
 	}
 }
@@ -447,6 +503,28 @@ static void clear_session(void)
 		clear_cpu(c);
 }
 
+/* ------------------------------------------------------ raising interrupts */
+
+/* Raise ``intid`` as PE ``pe``: a PPI belongs to that PE, which raises it itself (another PE
+ * through its mailbox, a bounded wait); an SPI is raised here. 0, or NOT_SUPPORTED when the
+ * agent cannot raise it (triggers.h) or PE 0's (which has no mailbox) from another PE. */
+static u64 raise_on(int pe, u32 intid, const u64 *regs)
+{
+	int here = cpu();
+	if (pe < 0 || pe >= ncpus)
+		return NOT_SUPPORTED;
+	if (!trig_private(intid) || pe == here)
+		return raise_here(intid, regs);
+	if (pe == 0)
+		return NOT_SUPPORTED;
+	struct mailbox *m = &mbox[pe];
+	m->in[0] = intid;
+	post(pe, MBOX_RAISE);
+	if (!wait_for(&m->busy, 0, counter() + pe_call_ticks))
+		return NOT_SUPPORTED;
+	return m->out[0];
+}
+
 /* ------------------------------------------------------ SDEI handler side */
 
 /* Called from the trampoline with x0..x3 as the dispatcher set them. */
@@ -479,11 +557,15 @@ struct finish agent_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate, u64 dai
 
 	struct handler *h = find_handler(arg);
 	int run_steps = h && !(h->once && h->runs > 0);
+	/* The handler's x0..x17 as its steps leave them: an IRQ step raises with these. */
+	u64 regs[18] = {event, arg, pc, pstate};
 	if (h)
 		h->runs++;
 	for (int i = 0; run_steps && i < h->nsteps; i++) {
 		struct step *s = &h->steps[i];
-		u64 result = NOT_SUPPORTED; /* host-side steps: this target has no host hook */
+		u64 result = NOT_SUPPORTED; /* INJECT: this target has no host hook */
+		if (s->kind == STEP_IRQ)
+			result = raise_on((int)s->args[0], (u32)s->args[1], regs);
 		if (s->kind == STEP_CALL) {
 			u64 in[18] = {0};
 			u64 out[OUT_WORDS];
@@ -492,6 +574,8 @@ struct finish agent_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate, u64 dai
 				in[a + 1] = s->args[a];
 			conduit_call(in, out);
 			result = out[0];
+			for (int r = 0; r < 18; r++)
+				regs[r] = out[r];
 		}
 		if (rec)
 			rec->results[rec->nresults++] = result;
@@ -724,6 +808,22 @@ static int tokenize(char *s)
 
 /* ------------------------------------------------------------- commands */
 
+/* HELLO's irqs=: the interrupts IRQ can raise (triggers.h); how many. */
+static int put_irqs(void)
+{
+	u32 ids[TRIG_MAX];
+	int n = trig_list(ids, TRIG_MAX);
+	if (n == 0)
+		return 0;
+	puts_(" irqs=");
+	for (int i = 0; i < n; i++) {
+		if (i)
+			uart_putc(',');
+		put_hex(ids[i]);
+	}
+	return n;
+}
+
 static void cmd_hello(void)
 {
 	puts_("HELLO 1 agent=baremetal conduit=");
@@ -740,7 +840,11 @@ static void cmd_hello(void)
 	put_kv("ep", (u64)sdei_entry);
 	put_kv("resume", resume_pad());
 	put_kv("vbar", vbar());
-	puts_(ncpus > 1 ? " caps=context,multi-pe,pe-power,reset\n" : " caps=context,reset\n");
+	int raisable = put_irqs();
+	puts_(" caps=context");
+	if (raisable)
+		puts_(",in-handler-inject,irq");
+	puts_(ncpus > 1 ? ",multi-pe,pe-power,reset\n" : ",reset\n");
 }
 
 static void cmd_call(int n)
@@ -781,6 +885,43 @@ static void cmd_call(int n)
 	uart_putc('\n');
 }
 
+/* tokens[first..first+count-1] as hex numbers into out[]; 0 (and the ERR sent) if one is not. */
+static int parse_words(int first, int count, u64 *out)
+{
+	for (int i = 0; i < count; i++) {
+		const char *why = parse_hex(tokens[first + i], &out[i]);
+		if (why) {
+			reply_err(why);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* IRQ <pe> <intid>: raise the interrupt as PE <pe> (raise_on), report what it caused. */
+static void cmd_irq(int n)
+{
+	u64 v[2];
+	if (n != 3) {
+		reply_err("IRQ takes <pe> <intid>, got a different number of argument(s)");
+		return;
+	}
+	if (!parse_words(1, 2, v))
+		return;
+	if (v[0] >= (u64)ncpus) {
+		reply_err("no such PE");
+		return;
+	}
+	u64 status = raise_on((int)v[0], (u32)v[1], last_regs[0]);
+	wait_quiet();
+	print_records();
+	if (status) {
+		reply_err("not supported: the agent cannot raise this interrupt on that PE (HELLO irqs=)");
+		return;
+	}
+	puts_("OK 0 0 0 0\n");
+}
+
 static void cmd_regs(void)
 {
 	u64 el = (u64)agent_el << 2;
@@ -808,13 +949,8 @@ static void cmd_ctx(int n)
 		reply_err("CTX takes <pstate_bits> <elr> <spsr>");
 		return;
 	}
-	for (int i = 0; i < 3; i++) {
-		const char *why = parse_hex(tokens[i + 1], &v[i]);
-		if (why) {
-			reply_err(why);
-			return;
-		}
-	}
+	if (!parse_words(1, 3, v))
+		return;
 	if (selected != 0) {
 		reply_err("not supported: CTX sets PE 0's context only");
 		return;
@@ -847,13 +983,10 @@ static void cmd_psci(int n)
 	}
 	int c = (int)pe;
 	u64 deadline = counter() + pe_call_ticks;
-	__asm__ volatile("dsb sy" ::: "memory");
-	mbox[c].busy = MBOX_OFF;
-	__asm__ volatile("dsb sy; sev" ::: "memory");
-	while (cpu_online[c] && counter() < deadline)
-		;
+	post(c, MBOX_OFF);
+	wait_for(&cpu_online[c], 0, deadline);
 	while (simple_call(PSCI_AFFINITY_INFO, pe, 0, 0, 0, 0) != 1 && counter() < deadline)
-		; /* 1: OFF */
+		__asm__ volatile("yield"); /* 1: OFF */
 	if (cpu_online[c] || simple_call(PSCI_AFFINITY_INFO, pe, 0, 0, 0, 0) != 1) {
 		reply_err("the PE did not turn off within 1 s");
 		return;
@@ -865,10 +998,7 @@ static void cmd_psci(int n)
 		reply_err("CPU_ON refused");
 		return;
 	}
-	deadline = counter() + pe_call_ticks;
-	while (!cpu_online[c] && counter() < deadline)
-		;
-	if (!cpu_online[c]) {
+	if (!wait_for(&cpu_online[c], 1, counter() + pe_call_ticks)) {
 		reply_err("the PE did not come back within 1 s");
 		return;
 	}
@@ -1033,7 +1163,9 @@ static void dispatch_line(void)
 			selected = (int)pe;
 			puts_("OK\n");
 		}
-	} else if (streq_ci(c, "INJECT") || streq_ci(c, "IRQ")) {
+	} else if (streq_ci(c, "IRQ")) {
+		cmd_irq(n);
+	} else if (streq_ci(c, "INJECT")) {
 		reply_err("not supported: this target has no host-side injection");
 	} else {
 		reply_err("unknown command");
@@ -1092,6 +1224,7 @@ void agent_main(void)
 	clear_session();
 	probe_conduit();
 	pe_call_ticks = counter_freq(); /* 1 s */
+	mach_init(agent_el);
 	start_secondaries();
 	puts_("\nAPFLAB-AGENT READY protocol=1\n");
 	agent_loop();
