@@ -4,7 +4,15 @@ The recipe of docs/reference/tfa.md: Debian's source package
 arm-trusted-firmware (>= 2.10; trixie has 2.12.1) fetched with ``apt-get source`` under
 apflab's own APT configuration, built with SDEI_SUPPORT=1, EL3_EXCEPTION_HANDLING=1 and
 the GICv3 driver (with the default GICv2, events are never dispatched: a silent false
-negative). DEBUG=1 keeps TF-A's assertions loud. Output: qemu_fw.bios (BL1 + FIP).
+negative). DEBUG=1 keeps TF-A's assertions loud. Two images (BL1 + FIP each):
+
+* ``qemu_fw.bios``: the qemu platform as shipped (event 0 alone), so the stock
+  platform's behaviour stays measured;
+* ``qemu_fw_apflab.bios``: the same source with apflab's SDEI event tables
+  (guest_payloads/tfa/apflab-sdei.patch: events on interrupts the agent raises, and
+  dynamic slots for INTERRUPT_BIND), applied to a copy of the tree.
+
+Both are rebuilt when the agent, the build options, the patch or the source version change.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ BUILD_OPTIONS = [
     "DEBUG=1",
     "LOG_LEVEL=20",
 ]
+PATCH = Path(__file__).resolve().parents[2] / "guest_payloads" / "tfa" / "apflab-sdei.patch"
+STOCK, APFLAB = "qemu_fw.bios", "qemu_fw_apflab.bios"
 
 
 def _tree_version(tree: Path) -> tuple[int, int]:
@@ -41,20 +51,28 @@ def _tree_version(tree: Path) -> tuple[int, int]:
     return int(major.group(1)), int(minor.group(1))
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "none"
+
+
 class TfaRecipe(Recipe):
     name = "tfa"
-    description = "Trusted Firmware-A (SDEI, GICv3) for QEMU virt with the agent as BL33"
+    description = "Trusted Firmware-A (SDEI, GICv3) for QEMU virt with the agent as BL33: stock and apflab's events"
 
     def dir(self, cache: Path) -> Path:
         return cache / "tfa"
 
     def outputs(self, cache: Path) -> list[Path]:
-        return [self.dir(cache) / "qemu_fw.bios"]
+        return [self.dir(cache) / STOCK, self.dir(cache) / APFLAB]
+
+    def _source_version(self, cache: Path) -> str:
+        """The Debian source package's version (its .dsc's name), 'none' before it is fetched."""
+        dscs = sorted((self.dir(cache) / "src").glob(f"{SOURCE_PACKAGE}_*.dsc"))
+        return dscs[-1].stem if dscs else "none"
 
     def _stamp(self, cache: Path) -> str:
-        agent_bin = AGENT.outputs(cache)[1]
-        digest = hashlib.sha256(agent_bin.read_bytes()).hexdigest()[:16] if agent_bin.exists() else "none"
-        return f"{digest} {' '.join(BUILD_OPTIONS)}"
+        agent = _digest(AGENT.outputs(cache)[1])
+        return f"{agent} {' '.join(BUILD_OPTIONS)} patch={_digest(PATCH)} source={self._source_version(cache)}"
 
     def fresh(self, cache: Path) -> bool:
         stamp = self.dir(cache) / "stamp"
@@ -70,8 +88,49 @@ class TfaRecipe(Recipe):
         apt.update(progress)
         return apt.source(SOURCE_PACKAGE, self.dir(cache) / "src", progress)
 
+    def patched_tree(self, cache: Path, tree: Path, progress: Progress) -> Path:
+        """A copy of ``tree`` with apflab's patch applied, made again when either changed."""
+        patched = self.dir(cache) / "src-apflab"
+        marker = patched / ".apflab-patch"
+        wanted = f"{_digest(PATCH)} {self._source_version(cache)}"
+        if marker.exists() and marker.read_text() == wanted:
+            return patched
+        if not PATCH.exists():
+            raise ImageError(f"apflab's TF-A patch is missing: {PATCH}")
+        progress(f"tfa: applying {PATCH.name} to a copy of the source")
+        shutil.rmtree(patched, ignore_errors=True)
+        shutil.copytree(tree, patched, symlinks=True, ignore=shutil.ignore_patterns("build"))
+        r = subprocess.run(
+            ["patch", "-p1", "--forward", "--batch", "-i", str(PATCH)],
+            cwd=patched,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if r.returncode != 0:
+            said = (r.stdout + r.stderr).strip()[-600:]
+            raise ImageError(f"{PATCH.name} does not apply to TF-A {self._source_version(cache)}: {said}")
+        marker.write_text(wanted)
+        return patched
+
+    def _make(self, tree: Path, agent_bin: Path, output: Path) -> None:
+        cmd = ["make", "-j2", "CROSS_COMPILE=aarch64-linux-gnu-", *BUILD_OPTIONS, f"BL33={agent_bin}", "all", "fip"]
+        r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=1200, check=False)
+        if r.returncode != 0:
+            raise ImageError(f"TF-A build in {tree} failed: {(r.stderr or r.stdout).strip()[-1200:]}")
+        bios = tree / "build" / "qemu" / "debug" / "qemu_fw.bios"
+        if not bios.exists():
+            raise ImageError(f"TF-A built but {bios} is missing")
+        shutil.copy2(bios, output)
+
     def build(self, cache: Path, progress: Progress) -> None:
-        for tool, package in (("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"), ("make", "make"), ("gcc", "gcc")):
+        for tool, package in (
+            ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+            ("make", "make"),
+            ("gcc", "gcc"),
+            ("patch", "patch"),
+        ):
             if shutil.which(tool) is None:
                 raise ImageError(f"{tool} is missing: install {package} (apt-get install {package})")
         if not Path("/usr/include/openssl/evp.h").exists():
@@ -83,15 +142,11 @@ class TfaRecipe(Recipe):
         if version < MIN_VERSION:
             raise ImageError(f"TF-A {version[0]}.{version[1]} is older than 2.10 (the qemu SDEI map came later)")
         agent_bin = AGENT.outputs(cache)[1]
-        progress(f"tfa: building TF-A {version[0]}.{version[1]} (BL33 = {agent_bin.name})")
-        cmd = ["make", "-j2", "CROSS_COMPILE=aarch64-linux-gnu-", *BUILD_OPTIONS, f"BL33={agent_bin}", "all", "fip"]
-        r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=1200, check=False)
-        if r.returncode != 0:
-            raise ImageError(f"TF-A build failed: {(r.stderr or r.stdout).strip()[-1200:]}")
-        bios = tree / "build" / "qemu" / "debug" / "qemu_fw.bios"
-        if not bios.exists():
-            raise ImageError(f"TF-A built but {bios} is missing")
-        shutil.copy2(bios, self.outputs(cache)[0])
+        progress(f"tfa: building TF-A {version[0]}.{version[1]} as shipped (BL33 = {agent_bin.name})")
+        self._make(tree, agent_bin, self.dir(cache) / STOCK)
+        patched = self.patched_tree(cache, tree, progress)
+        progress(f"tfa: building TF-A {version[0]}.{version[1]} with {PATCH.name}")
+        self._make(patched, agent_bin, self.dir(cache) / APFLAB)
         (self.dir(cache) / "stamp").write_text(self._stamp(cache))
 
 
