@@ -15,7 +15,8 @@ CAPABILITIES: dict[str, str] = {
     "smccc-1.1": "SMCCC_VERSION is 1.1 or later, so SMCCC_ARCH_FEATURES exists (probed)",
     "bind-slots": "FEATURES(BIND_SLOTS) reports dynamic event slots (probed)",
     "inject": "the host can inject an SDEI event (INJECT)",
-    "irq": "the host can raise an interrupt line (IRQ)",
+    "irq": "an interrupt line can be raised (IRQ): by the host, or by the agent through a device it programs "
+    "(then only those HELLO's irqs= lists)",
     "in-handler-inject": "INJECT and IRQ also work while a handler runs (handler steps)",
     "reset": "RESET returns the target to its power-on SDEI state",
     "multi-pe": "more than one PE, selected with PE",

@@ -261,7 +261,9 @@ class GuestFacts:
 
     ``profile`` is None when the guest cannot know it (the bare-metal agent: the target's
     configuration says it); ``events`` are the events the guest itself knows (the model
-    its platform's; a real target's come from lab.yaml).
+    its platform's; a real target's come from lab.yaml). ``irqs`` are the interrupts IRQ
+    can raise when that is a fixed few (the bare-metal agent raises them through devices
+    of its machine: HELLO ``irqs=``); None when any line can be (a host, the model).
     """
 
     agent: str
@@ -275,6 +277,7 @@ class GuestFacts:
     capabilities: frozenset[str] = field(default_factory=frozenset)
     profile: str | None = None
     events: tuple[EventInfo, ...] = ()
+    irqs: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -296,6 +299,8 @@ class TargetInfo:
     vbar: int
     capabilities: frozenset[str] = field(default_factory=frozenset)
     events: tuple[EventInfo, ...] = ()
+    #: The interrupts IRQ can raise; None: any (see GuestFacts.irqs).
+    irqs: frozenset[int] | None = None
 
     def has(self, capability: str) -> bool:
         """Whether the target has ``capability``; a name apflab.capabilities does not know is an error."""
@@ -330,7 +335,11 @@ class TargetInfo:
             return True  # EVENT_SIGNAL, which every SDEI implementation has
         if self.has("sdei-vmm"):
             return True
-        return ev.intid is not None and self.has("irq")
+        return ev.intid is not None and self.can_raise(ev.intid)
+
+    def can_raise(self, intid: int) -> bool:
+        """Whether IRQ can raise interrupt ``intid`` on this target."""
+        return self.has("irq") and (self.irqs is None or intid in self.irqs)
 
 
 # ---------------------------------------------------------------- the contract

@@ -254,6 +254,14 @@ TARGET_DEVIATIONS: dict[str, Deviation] = {
             "DEN0054C 5.1.3.1, 5.1.4.1, 5.1.16; TF-A sdei_intr_mgmt.c; docs/targets.md",
         ),
         Deviation(
+            "tfa_qemu_rm_any_masked_storm",
+            "a shared RM_ANY event triggered while the PE its SPI goes to is masked: TF-A sets the SPI "
+            "pending again for another PE (handle_masked_trigger), but QEMU's GICv3 has no 1-of-N routing "
+            "(GICD_TYPER.No1N = 1) and gives it to the same PE at once, forever: that PE never leaves EL3. "
+            "The spec keeps the event pending for a PE that can take it",
+            "DEN0054C 5.1.2, 5.1.12, 5.1.13; TF-A sdei_intr_mgmt.c handle_masked_trigger(); docs/targets.md",
+        ),
+        Deviation(
             "qemu_psci_smc32_args_64bit",
             "QEMU's own PSCI (TCG) reads PSCI_FEATURES' x1 as 64 bits, so an SMC32 argument with "
             "bits 63:32 set is not recognised",

@@ -193,6 +193,7 @@ def hello_fields(facts: GuestFacts) -> dict[str, str]:
         "resume": hexs(facts.resume_point),
         "vbar": hexs(facts.vbar),
         "caps": ",".join(sorted(facts.capabilities)),
+        **({} if facts.irqs is None else {"irqs": ",".join(hexs(i) for i in sorted(facts.irqs))}),
     }
 
 
@@ -210,6 +211,7 @@ def facts_of_hello(fields: dict[str, str]) -> GuestFacts:
             vbar=num(fields["vbar"]),
             capabilities=frozenset(c for c in fields.get("caps", "").split(",") if c),
             profile=None if fields.get("profile", "-") == "-" else fields["profile"],
+            irqs=frozenset(num(i) for i in fields["irqs"].split(",") if i) if "irqs" in fields else None,
         )
     except (KeyError, ValueError) as exc:
         raise ProtocolError(f"HELLO reply is incomplete ({type(exc).__name__}: {exc})") from None

@@ -30,7 +30,7 @@ from labgrid.factory import target_factory
 from labgrid.protocol import PowerProtocol
 from labgrid.step import step
 
-from apflab.lab.qemuprocess import QEMUScratch, qemu_command
+from apflab.lab.qemuprocess import ACCELS, QEMUScratch, qemu_command
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 LISTENING = b"waiting for connection"
@@ -58,7 +58,8 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
         smp (int): -smp
         bios (str): -bios image (``recipe:file`` from the image cache, or a path)
         kernel (str): -kernel image (same forms)
-        accel (str): ``auto`` (KVM on an arm64 host with /dev/kvm, else TCG), ``kvm`` or ``tcg``
+        accel (str): ``auto`` (KVM on an arm64 host with /dev/kvm, else TCG), ``kvm``, ``tcg``, or
+            ``tcg-single`` (TCG with one thread for all PEs)
         extra_args (str): more QEMU arguments
         start_timeout (float): seconds for QEMU to listen on the console port
         stop_timeout (float): seconds to wait for QEMU to quit before killing it
@@ -75,7 +76,7 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
     smp = attr.ib(default=1, validator=attr.validators.instance_of(int))
     bios = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
     kernel = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
-    accel = attr.ib(default="auto", validator=attr.validators.in_(["auto", "kvm", "tcg"]))
+    accel = attr.ib(default="auto", validator=attr.validators.in_(ACCELS))
     extra_args = attr.ib(default="", validator=attr.validators.instance_of(str))
     start_timeout = attr.ib(default=10.0, converter=float)
     stop_timeout = attr.ib(default=3.0, converter=float)

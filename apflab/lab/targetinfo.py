@@ -60,4 +60,5 @@ def describe(
         vbar=facts.vbar,
         capabilities=granted | probe(guest),
         events=facts.events if events is None else events,
+        irqs=facts.irqs,
     )

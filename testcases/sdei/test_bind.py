@@ -19,17 +19,31 @@ def _static_intids(guest: Guest) -> set[int]:
     return {e.intid for e in guest.info.events if e.intid is not None and not e.dynamic}
 
 
+def _free(guest: Guest, candidates: list[int]) -> list[int]:
+    """The candidates no platform event is bound to, those the target can raise first."""
+    free = [i for i in candidates if i not in _static_intids(guest)]
+    return sorted(free, key=lambda i: not guest.info.can_raise(i))
+
+
+def _raised_by_device(guest: Guest, intids: range) -> list[int]:
+    """Of ``intids`` (lines devices own), those the target's agent raises through its device."""
+    return [i for i in intids if guest.info.irqs is not None and i in guest.info.irqs]
+
+
 def free_ppis(guest: Guest) -> list[int]:
-    # PPI 25..31 hold the architected timers, PMU and GIC maintenance interrupts.
-    return [i for i in range(FIRST_PPI, 25) if i not in _static_intids(guest)]
-
-
-def free_spi(guest: Guest) -> int:
-    return next(i for i in range(FIRST_SPI + 16, FIRST_SPI + 96) if i not in _static_intids(guest))
+    # PPI 25..31 hold the architected timers and the GIC maintenance interrupt: bound only
+    # where the agent raises them through the timer itself.
+    return _free(guest, [*range(FIRST_PPI, 25), *_raised_by_device(guest, range(25, LAST_PPI + 1))])
 
 
 def free_spis(guest: Guest, n: int) -> list[int]:
-    return [i for i in range(FIRST_SPI + 16, FIRST_SPI + 96) if i not in _static_intids(guest)][:n]
+    # SPI 32..47 belong to the machine's devices: bound only where the agent raises them.
+    spis = [*_raised_by_device(guest, range(FIRST_SPI, FIRST_SPI + 16)), *range(FIRST_SPI + 16, FIRST_SPI + 96)]
+    return _free(guest, spis)[:n]
+
+
+def free_spi(guest: Guest) -> int:
+    return free_spis(guest, 1)[0]
 
 
 def require_bind_slots(guest: Guest) -> None:
