@@ -243,8 +243,9 @@ TARGET_DEVIATIONS: dict[str, Deviation] = {
         ),
         Deviation(
             "tfa_masked_trigger_lost",
-            "TF-A EOIs an event triggered while the PE is masked (handle_masked_trigger) instead of "
-            "keeping it pending, and on qemu never dispatches event 0 on that PE again until reset",
+            "TF-A drops event 0 signalled while the PE is masked (handle_masked_trigger returns at once "
+            "for event 0) instead of keeping it pending, and on qemu never dispatches event 0 on that PE "
+            "again until reset (an event on a bound interrupt stays pending and is dispatched at PE_UNMASK)",
             "DEN0054C 5.1.12, 5.1.13; TF-A services/std_svc/sdei/sdei_intr_mgmt.c; docs/targets.md",
         ),
         Deviation(

@@ -65,6 +65,25 @@ def test_hello_and_version(tmp_path: Path, target: str, conduit: str, el: int) -
         env.cleanup()
 
 
+@pytest.mark.parametrize(
+    ("target", "irqs"),
+    # The PMU, the EL1 virtual and physical timers, the PL031; at EL2 the EL2 physical timer,
+    # and on qemu-tfa-el2 the INTA lines of its four edu devices (slot n: SPI 35 + n % 4).
+    [("qemu-tfa", {23, 27, 30, 34}), ("qemu-tfa-el2", {23, 26, 27, 30, 34, 35, 36, 37, 38})],
+)
+def test_agent_announces_the_lines_it_raises(tmp_path: Path, target: str, irqs: set[int]) -> None:
+    env = environment(tmp_path, {"main": lab_targets()[target]})
+    try:
+        guest = env.get_target("main").get_driver("AgentDriver").guest()
+        assert guest.info.irqs == irqs
+        assert guest.info.has("irq") and guest.info.has("in-handler-inject")
+        assert guest.raise_irq(30, 0).ret == 0  # nothing bound to it: raised, nothing dispatched
+        with pytest.raises(TargetError, match="cannot raise"):
+            guest.raise_irq(40, 0)  # a line no device of the machine drives: refused, not pretended
+    finally:
+        env.cleanup()
+
+
 BAD_LINES = [
     "FROB 1 2",
     "CALL c4000020 xyz",

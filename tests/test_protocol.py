@@ -4,6 +4,7 @@ docs/agent-protocol.md."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from pathlib import Path
@@ -184,6 +185,16 @@ def test_hello_fields(server: AgentServer) -> None:
     version, fields = p.parse_hello(server.handle_line("HELLO")[0])
     assert version == p.VERSION
     assert fields["profile"] == "spec" and fields["conduit"] == "smc" and fields["pes"] == "4"
+    assert "irqs" not in fields  # the model's host raises any line
+
+
+def test_hello_irqs_round_trip(server: AgentServer) -> None:
+    """A guest that raises a few interrupts itself names them (irqs=); the facts keep them as a set."""
+    facts = dataclasses.replace(server.guest.facts, irqs=frozenset({0x17, 0x22}))
+    fields = p.hello_fields(facts)
+    assert fields["irqs"] == "17,22"
+    assert p.facts_of_hello(fields).irqs == frozenset({0x17, 0x22})
+    assert p.facts_of_hello(p.hello_fields(server.guest.facts)).irqs is None
 
 
 # ------------------------------------------- the description against the rest

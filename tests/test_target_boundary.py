@@ -90,3 +90,20 @@ def test_no_getattr_for_optional_powers() -> None:
     powers = "alive|status|crash_tail|use_kvm|host_capabilities|restart|discard"
     for path in ROOT.joinpath("apflab").rglob("*.py"):
         assert not re.search(rf"getattr\([^)]*[\"']({powers})[\"']", path.read_text()), path.name
+
+
+def test_an_event_is_triggerable_where_its_line_can_be_raised() -> None:
+    """A target whose agent raises only some interrupts (HELLO irqs=) triggers only the events
+    bound to those; a host that raises any line triggers every event with an interrupt."""
+    from apflab.abi.sdei import EventType, Priority
+    from apflab.guest import EventInfo, TargetInfo
+    from apflab.profiles import SPEC
+
+    on_23, on_40 = (EventInfo(n, EventType.PRIVATE, Priority.CRITICAL, intid=i) for n, i in ((8, 23), (9, 40)))
+    some = TargetInfo("t", SPEC, "smc", 1, 1, (0,), 0, 0, 0, frozenset({"irq"}), (on_23, on_40), frozenset({23}))
+    assert [some.can_trigger(e) for e in (on_23, on_40)] == [True, False]
+    assert [e.number for e in some.find_events(injectable=True)] == [8]
+    anyline = TargetInfo("t", SPEC, "smc", 1, 1, (0,), 0, 0, 0, frozenset({"irq"}), (on_23, on_40))
+    assert [anyline.can_trigger(e) for e in (on_23, on_40)] == [True, True]
+    none = TargetInfo("t", SPEC, "smc", 1, 1, (0,), 0, 0, 0, frozenset(), (on_23, on_40), frozenset({23}))
+    assert not none.can_trigger(on_23)

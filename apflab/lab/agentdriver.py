@@ -119,8 +119,8 @@ class RecoveringGuest(Guest):
         self.inner.close()
         self.inner = self._boot()
         if self._info is not None and self.inner.facts.pes < self._info.pes:
-            # A secondary PE too slow to come up under load is left out by the agent
-            # (its wait is short): that boot is not the target the cases were told of.
+            # A secondary PE that did not come up within the agent's bound (2 s) is left
+            # out: that boot is not the target the cases were told of.
             self.inner.close()
             self.inner = self._boot()
         if self._info is not None:
