@@ -16,6 +16,8 @@ TARGET_PACKAGES := qemu-system-aarch64:qemu-system-arm aarch64-linux-gnu-gcc:gcc
                    chromium:chromium
 # qemu-linux: sshd for the local migration host; the cross libc for the static async_pf.
 TARGET_PACKAGES += /usr/sbin/sshd:openssh-server /usr/aarch64-linux-gnu/lib/libc.a:libc6-dev-arm64-cross
+# apflab's TF-A build applies its patch to a copy of Debian's source.
+TARGET_PACKAGES += patch:patch
 
 # The targets `make test` runs the suites on.
 TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu-tfa-el2 --target qemu --target qemu-linux

@@ -79,7 +79,7 @@ class Inject(Step):
 
 @dataclass(frozen=True)
 class Irq(Step):
-    """A host-side interrupt raised while the handler runs."""
+    """An interrupt raised while the handler runs (by the host, or by the agent through a device)."""
 
     operation: ClassVar[str] = "raise_irq"
     pe: int
@@ -419,7 +419,8 @@ class Guest(abc.ABC):
 
     @abc.abstractmethod
     def raise_irq(self, intid: int, pe: int = 0) -> CallResult:
-        """Host-side interrupt (capability ``irq``)."""
+        """Raise interrupt ``intid`` as PE ``pe`` sees it (capability ``irq``): the host raises the
+        line, or the bare-metal agent through a device of its machine (``TargetInfo.irqs``)."""
 
     def set_vevent(self, pe: int, event: int) -> CallResult:
         """The VMM queues ``event`` on vCPU ``pe`` as a migration restore does

@@ -107,3 +107,43 @@ def test_an_event_is_triggerable_where_its_line_can_be_raised() -> None:
     assert [anyline.can_trigger(e) for e in (on_23, on_40)] == [True, True]
     none = TargetInfo("t", SPEC, "smc", 1, 1, (0,), 0, 0, 0, frozenset(), (on_23, on_40), frozenset({23}))
     assert not none.can_trigger(on_23)
+
+
+class ScriptedConsole:
+    """A console that answers HELLO, then prints a firmware's last words and nothing more."""
+
+    def __init__(self, after_hello: bytes) -> None:
+        self.after_hello = after_hello
+        self.out = b""
+
+    def write(self, data: bytes) -> None:
+        hello = b"HELLO 1 agent=baremetal conduit=smc el=1 pes=1 mpidr=80000000 profile=- ep=1 resume=2 vbar=3\n"
+        self.out += hello if data.startswith(b"HELLO") else self.after_hello
+
+    def read(self, timeout: float) -> bytes:
+        data, self.out = self.out, b""
+        return data
+
+    def alive(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_last_words_end_the_wait_at_once() -> None:
+    """A console line the target's configuration names as last words (TF-A's backtrace) ends
+    the wait for a reply there, with the line, instead of at the reply timeout."""
+    import time
+
+    from apflab.guest import TargetError
+
+    console = ScriptedConsole(b"BACKTRACE: START: assert\n0: EL3: 0xe092288\nBACKTRACE: END: assert\n")
+    guest = AgentGuest(console, "tfa", timeout=30, last_words=["BACKTRACE: END:"])  # type: ignore[arg-type]
+    t = time.monotonic()
+    with pytest.raises(TargetError, match="BACKTRACE: END: assert"):
+        guest.call(0xC4000020)
+    assert time.monotonic() - t < 5
+    quiet = AgentGuest(ScriptedConsole(b"NOTICE: just a banner\n"), "tfa", timeout=0.3, last_words=["BACKTRACE: END:"])  # type: ignore[arg-type]
+    with pytest.raises(TargetError, match="no reply within"):
+        quiet.call(0xC4000020)

@@ -110,13 +110,16 @@ class AgentGuest(Guest):
     :data:`apflab.agent.grammar.REQUESTS` that names a Guest method) is a method made
     from that description at import; what takes several requests is written here.
     A request whose capability the agent did not announce in HELLO is refused here, as
-    Unsupported, without being sent.
+    Unsupported, without being sent. ``last_words`` are the beginnings of console lines
+    after which the target never answers again (its firmware's panic, e.g. TF-A's
+    ``BACKTRACE: END:``): a reply wait ends there at once instead of at its timeout.
     """
 
-    def __init__(self, stream: ByteStream, name: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, stream: ByteStream, name: str, *, timeout: float = 10.0, last_words: Sequence[str] = ()) -> None:
         self.stream = stream
         self.name = name
         self.timeout = timeout
+        self.last_words = tuple(last_words)
         self._buffer = b""
         self.tail: deque[str] = deque(maxlen=20)
         version, fields = self._ask(grammar.request("HELLO"))
@@ -169,6 +172,8 @@ class AgentGuest(Guest):
                     raise TargetError(f"agent refused {line!r}: {text[4:]}")
                 lines.append(text)
                 return lines
+            elif text.startswith(self.last_words):
+                raise TargetError(f"the target stopped: its firmware said {text!r}; {self._tail_text()}")
             # Anything else is console noise (a banner, a firmware message): kept in the tail.
 
     def _ask(self, req: p.Request) -> Any:

@@ -186,7 +186,12 @@ class StepSpec:
 STEPS: tuple[StepSpec, ...] = (
     StepSpec(None, Call, baremetal=True, meaning="an SMCCC call; the result is its x0"),
     StepSpec("INJECT", Inject, baremetal=True, meaning="a host-side injection; the result is the host's status"),
-    StepSpec("IRQ", Irq, baremetal=True, meaning="a host-side interrupt; the result is the host's status"),
+    StepSpec(
+        "IRQ",
+        Irq,
+        baremetal=True,
+        meaning="an interrupt raised (by the host, or by the bare-metal agent); the result is its status",
+    ),
     StepSpec("VEVENT", Vevent, meaning="the VMM queues an event on a vCPU (SET_VEVENT); the result is its status"),
     StepSpec("R32", Read32, meaning="read a word of guest memory; the result is the word"),
     StepSpec("W32", Write32, meaning="write a word of guest memory"),
@@ -410,7 +415,8 @@ REQUESTS: tuple[RequestSpec, ...] = (
         "raise_irq",
         "irq",
         baremetal=True,
-        meaning="raise an interrupt line from the host; x0 is the host's status",
+        meaning="raise an interrupt line as PE *pe* sees it: from the host, or by the bare-metal agent "
+        "through a device (the lines HELLO's `irqs=` lists); x0 is the status",
     ),
     RequestSpec(
         "CTX",

@@ -10,7 +10,9 @@ negative). DEBUG=1 keeps TF-A's assertions loud. Two images (BL1 + FIP each):
   platform's behaviour stays measured;
 * ``qemu_fw_apflab.bios``: the same source with apflab's SDEI event tables
   (guest_payloads/tfa/apflab-sdei.patch: events on interrupts the agent raises, and
-  dynamic slots for INTERRUPT_BIND), applied to a copy of the tree.
+  dynamic slots for INTERRUPT_BIND), applied to a copy of the tree, and TF-A's warnings
+  printed (LOG_LEVEL=30): a trigger storm on a masked PE announces itself on the console
+  (docs/targets.md).
 
 Both are rebuilt when the agent, the build options, the patch or the source version change.
 """
@@ -30,14 +32,9 @@ from apflab.images.apt import IsolatedApt
 SOURCE_PACKAGE = "arm-trusted-firmware"
 SOURCE_SUITES = ["trixie"]
 MIN_VERSION = (2, 10)
-BUILD_OPTIONS = [
-    "PLAT=qemu",
-    "SDEI_SUPPORT=1",
-    "EL3_EXCEPTION_HANDLING=1",
-    "QEMU_USE_GIC_DRIVER=QEMU_GICV3",
-    "DEBUG=1",
-    "LOG_LEVEL=20",
-]
+BUILD_OPTIONS = ["PLAT=qemu", "SDEI_SUPPORT=1", "EL3_EXCEPTION_HANDLING=1", "QEMU_USE_GIC_DRIVER=QEMU_GICV3", "DEBUG=1"]
+#: NOTICE for the stock image (as before); WARNING for apflab's.
+STOCK_OPTIONS, APFLAB_OPTIONS = ["LOG_LEVEL=20"], ["LOG_LEVEL=30"]
 PATCH = Path(__file__).resolve().parents[2] / "guest_payloads" / "tfa" / "apflab-sdei.patch"
 STOCK, APFLAB = "qemu_fw.bios", "qemu_fw_apflab.bios"
 
@@ -72,7 +69,8 @@ class TfaRecipe(Recipe):
 
     def _stamp(self, cache: Path) -> str:
         agent = _digest(AGENT.outputs(cache)[1])
-        return f"{agent} {' '.join(BUILD_OPTIONS)} patch={_digest(PATCH)} source={self._source_version(cache)}"
+        options = " ".join([*BUILD_OPTIONS, *STOCK_OPTIONS, "/", *APFLAB_OPTIONS])
+        return f"{agent} {options} patch={_digest(PATCH)} source={self._source_version(cache)}"
 
     def fresh(self, cache: Path) -> bool:
         stamp = self.dir(cache) / "stamp"
@@ -114,8 +112,14 @@ class TfaRecipe(Recipe):
         marker.write_text(wanted)
         return patched
 
-    def _make(self, tree: Path, agent_bin: Path, output: Path) -> None:
-        cmd = ["make", "-j2", "CROSS_COMPILE=aarch64-linux-gnu-", *BUILD_OPTIONS, f"BL33={agent_bin}", "all", "fip"]
+    def _make(self, tree: Path, agent_bin: Path, output: Path, options: list[str]) -> None:
+        """Build in ``tree``; TF-A's make does not notice changed options, so the build folder
+        goes when they changed since it was made."""
+        cmd = ["make", "-j2", "CROSS_COMPILE=aarch64-linux-gnu-", *BUILD_OPTIONS, *options, f"BL33={agent_bin}"]
+        cmd += ["all", "fip"]
+        marker = tree / "build" / ".apflab-options"
+        if marker.exists() and marker.read_text() != " ".join(cmd):
+            shutil.rmtree(tree / "build")
         r = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=1200, check=False)
         if r.returncode != 0:
             raise ImageError(f"TF-A build in {tree} failed: {(r.stderr or r.stdout).strip()[-1200:]}")
@@ -123,6 +127,7 @@ class TfaRecipe(Recipe):
         if not bios.exists():
             raise ImageError(f"TF-A built but {bios} is missing")
         shutil.copy2(bios, output)
+        marker.write_text(" ".join(cmd))
 
     def build(self, cache: Path, progress: Progress) -> None:
         for tool, package in (
@@ -143,10 +148,10 @@ class TfaRecipe(Recipe):
             raise ImageError(f"TF-A {version[0]}.{version[1]} is older than 2.10 (the qemu SDEI map came later)")
         agent_bin = AGENT.outputs(cache)[1]
         progress(f"tfa: building TF-A {version[0]}.{version[1]} as shipped (BL33 = {agent_bin.name})")
-        self._make(tree, agent_bin, self.dir(cache) / STOCK)
+        self._make(tree, agent_bin, self.dir(cache) / STOCK, STOCK_OPTIONS)
         patched = self.patched_tree(cache, tree, progress)
         progress(f"tfa: building TF-A {version[0]}.{version[1]} with {PATCH.name}")
-        self._make(patched, agent_bin, self.dir(cache) / APFLAB)
+        self._make(patched, agent_bin, self.dir(cache) / APFLAB, APFLAB_OPTIONS)
         (self.dir(cache) / "stamp").write_text(self._stamp(cache))
 
 

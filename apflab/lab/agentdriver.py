@@ -171,6 +171,8 @@ class AgentDriver(Driver, GuestProtocol):
         events (list): the target's SDEI events: number, type, priority, signalable, intid, dynamic
         ready_timeout (float): seconds from power-on to the agent's ready line
         reply_timeout (float): seconds to wait for each protocol reply
+        last_words (list): beginnings of console lines after which the target never answers
+            again (its firmware's panic): the wait for a reply ends there, not at its timeout
     """
 
     bindings: ClassVar[dict] = {
@@ -185,6 +187,7 @@ class AgentDriver(Driver, GuestProtocol):
     events = attr.ib(factory=list, validator=attr.validators.instance_of(list))
     ready_timeout = attr.ib(default=20.0, converter=float)
     reply_timeout = attr.ib(default=5.0, converter=float)
+    last_words = attr.ib(factory=list, validator=attr.validators.instance_of(list))
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -235,7 +238,7 @@ class AgentDriver(Driver, GuestProtocol):
         self.power.off()
         self.power.on()
         self._wait_ready()
-        guest = AgentGuest(self._stream(), self.target.name, timeout=self.reply_timeout)
+        guest = AgentGuest(self._stream(), self.target.name, timeout=self.reply_timeout, last_words=self.last_words)
         self.boot_seconds.append(time.monotonic() - t)
         return guest
 
