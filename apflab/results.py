@@ -176,13 +176,11 @@ def summary_line(counts: Counter[Verdict] | dict[Verdict, int]) -> str:
     return ", ".join(parts)
 
 
-def verdict_counts(junit_files: Iterable[Path]) -> Counter[Verdict]:
-    """Count verdicts in JUnit files written by apflab (property ``verdict``)."""
+def junit_counts(xml: JUnitXml) -> Counter[Verdict]:
+    """Count verdicts in a JUnit document written by apflab (property ``verdict``)."""
     counts: Counter[Verdict] = Counter()
-    for path in junit_files:
-        xml = JUnitXml.fromfile(str(path))
-        for suite in xml:
-            for case in suite:
-                props = {p.name: p.value for p in TestCase.fromelem(case).properties()}
-                counts[Verdict(props.get("verdict", "FAIL"))] += 1
+    for suite in xml:
+        for case in suite:
+            props = {p.name: p.value for p in TestCase.fromelem(case).properties()}
+            counts[Verdict(props.get("verdict", "FAIL"))] += 1
     return counts
