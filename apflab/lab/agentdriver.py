@@ -27,6 +27,7 @@ from apflab.lab.guestprotocol import GuestProtocol
 from apflab.lab.health import TargetHealthProtocol
 from apflab.lab.targetinfo import describe
 from apflab.profiles import PROFILES, effective_profile
+from apflab.safetext import HeadTail, from_target
 
 READY_LINE = b"APFLAB-AGENT READY"
 
@@ -200,16 +201,17 @@ class AgentDriver(Driver, GuestProtocol):
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
-        seen = b""
+        seen = HeadTail(1024, 8192)  # the banner and the last lines, of a console that may flood
         stream = self._stream()
         while time.monotonic() < deadline:
             chunk = stream.read(min(0.5, deadline - time.monotonic()))
-            seen = (seen + chunk)[-8192:]
-            if READY_LINE in seen and seen.rstrip(b"\r").endswith(b"\n"):
+            seen.add(chunk)
+            recent = seen.recent()
+            if READY_LINE in recent and recent.rstrip(b"\r").endswith(b"\n"):
                 return
             if not chunk and not stream.alive():
                 break
-        tail = seen.decode(errors="replace").strip().splitlines()[-8:]
+        tail = from_target(seen.kept(), 4000, lines=True).strip().splitlines()[-8:]
         raise TargetError(
             f"the agent did not report ready within {self.ready_timeout:g} s; "
             f"console: {' | '.join(tail) or '(silent)'}; {self.describe()}"

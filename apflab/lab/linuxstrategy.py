@@ -38,6 +38,7 @@ from labgrid.util.helper import get_free_port
 
 from apflab.lab.consolelog import ConsoleTail
 from apflab.lab.qemustate import qemu_state
+from apflab.safetext import from_target
 
 
 class Status(enum.Enum):
@@ -137,7 +138,7 @@ class QEMULinuxStrategy(Strategy):
 
     def stderr_tail(self, chars: int = 1500) -> str:
         try:
-            return self.stderr_path.read_text(errors="replace")[-chars:].strip()
+            return from_target(self.stderr_path.read_bytes()[-chars:], chars).strip()
         except OSError:
             return ""
 

@@ -174,8 +174,3 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
                 proc.wait(timeout=self.stop_timeout)
         if proc.stderr is not None:
             proc.stderr.close()
-
-    # ----------------------------------------------------------- status (AgentDriver asks)
-
-    def _stderr_text(self) -> str:
-        return self._stderr.decode(errors="replace").strip()  # read while waiting for the port
