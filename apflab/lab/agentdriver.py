@@ -23,6 +23,7 @@ from apflab.abi.sdei import EventType, Priority
 from apflab.agent.client import AgentGuest, ByteStream
 from apflab.capabilities import check as check_capabilities
 from apflab.guest import EventInfo, Guest, GuestFacts, TargetError, TargetInfo
+from apflab.lab import keys
 from apflab.lab.guestprotocol import GuestProtocol
 from apflab.lab.health import TargetHealthProtocol
 from apflab.lab.targetinfo import describe
@@ -176,11 +177,11 @@ class AgentDriver(Driver, GuestProtocol):
     }
 
     profile = attr.ib(default="spec", validator=attr.validators.in_(sorted(PROFILES)))
-    deviations = attr.ib(factory=list, validator=attr.validators.instance_of(list))
-    capabilities = attr.ib(factory=list, validator=attr.validators.instance_of(list))
-    events = attr.ib(factory=list, validator=attr.validators.instance_of(list))
-    ready_timeout = attr.ib(default=20.0, converter=float)
-    reply_timeout = attr.ib(default=5.0, converter=float)
+    deviations = attr.ib(factory=list, validator=keys.deviations)
+    capabilities = attr.ib(factory=list, validator=keys.capabilities)
+    events = attr.ib(factory=list, validator=keys.events)
+    ready_timeout = keys.timeout(20.0)
+    reply_timeout = keys.timeout(5.0)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()

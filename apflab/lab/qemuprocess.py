@@ -28,6 +28,7 @@ from labgrid.step import step
 
 from apflab.agent.client import read_available
 from apflab.images import ImageError, cache_dir
+from apflab.lab import keys
 from apflab.lab.health import TargetHealthProtocol
 from apflab.safetext import bound, from_target
 
@@ -189,16 +190,16 @@ class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
 
     bindings: ClassVar[dict] = {}
 
-    qemu_bin = attr.ib(default="qemu-system-aarch64", validator=attr.validators.instance_of(str))
+    qemu_bin = attr.ib(default="qemu-system-aarch64", validator=keys.program)
     machine = attr.ib(default="virt", validator=attr.validators.instance_of(str))
     cpu = attr.ib(default="max,pauth-impdef=on", validator=attr.validators.instance_of(str))
     memory = attr.ib(default="1024", validator=attr.validators.instance_of(str))
-    smp = attr.ib(default=1, validator=attr.validators.instance_of(int))
+    smp = attr.ib(default=1, validator=keys.integer(1, 512))
     bios = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
     kernel = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
     accel = attr.ib(default="auto", validator=attr.validators.in_(["auto", "kvm", "tcg"]))
-    extra_args = attr.ib(default="", validator=attr.validators.instance_of(str))
-    stop_timeout = attr.ib(default=3.0, converter=float)
+    extra_args = attr.ib(default="", validator=keys.shell_words)
+    stop_timeout = keys.timeout(3.0)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
