@@ -112,9 +112,9 @@ class QEMUScratch(TargetHealthProtocol):
     log, and the process's health as AgentDriver asks for it (alive, status, crash tail,
     and ``kvm-vendor-hyp`` when the guest runs under KVM).
 
-    The driver sets ``_tmp`` and ``_proc`` to None in its __attrs_post_init__, calls
-    ``_open_scratch`` and ``_close_scratch`` from on_activate / on_deactivate, and has
-    ``on`` and ``off``.
+    The driver sets ``_tmp`` and ``_proc`` to None (and ``_stderr`` to b"", again at each
+    start) in its __attrs_post_init__, calls ``_open_scratch`` and ``_close_scratch`` from
+    on_activate / on_deactivate, and has ``on`` and ``off``.
     """
 
     _tmp: str | None
