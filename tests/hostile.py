@@ -84,7 +84,7 @@ def hostile_lab(folder: Path, channels: tuple[str, ...] = CHANNELS) -> Path:
                     "accel": "tcg",
                     "extra_args": f"--hostile {ch} --state {state}",
                 },
-                "AgentDriver": {"profile": "spec", "reply_timeout": 0.5, "ready_timeout": 2.0, "events": []},
+                "AgentDriver": {"profile": "spec", "reply_timeout": 1.0, "ready_timeout": 5.0, "events": []},
             }
         }
     path = folder / "lab.yaml"

@@ -157,7 +157,7 @@ def flood_memory(tree: Path, work: Path, tally: Tally) -> None:
     run on a target that answers ERR at once."""
     folder = work / "flood"
     lab = hostile_lab(folder, ("flood", "err"))
-    lab.write_text(lab.read_text().replace('"reply_timeout": 0.5', '"reply_timeout": 8.0'))
+    lab.write_text(lab.read_text().replace('"reply_timeout": 1.0', '"reply_timeout": 8.0'))
     hostile_cases(folder)
     peaks = {}
     for channel in ("err", "flood"):
