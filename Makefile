@@ -42,9 +42,10 @@ $(STAMP): pyproject.toml
 target-packages:
 	@targets/host-packages.sh $(TARGET_PACKAGES)
 
-# Guest images (cached in ~/.cache/apflab; rebuilt when their sources change).
+# Guest images (cached in ~/.cache/apflab; rebuilt when their sources change); kvm: the
+# nested KVM host with apflab-vmm (docs/vmm-channel.md).
 images: setup target-packages
-	$(PY) -m apflab images agent tfa linux
+	$(PY) -m apflab images agent tfa linux kvm
 
 lint: setup
 	$(PY) -m ruff check .

@@ -1,6 +1,7 @@
 """The performance model (apflab.perf): parameters, fault geometry, mechanisms, the seed's bands.
 
-Expected numbers come from seed-results.md (the bands, the fault count) or from the
+Expected numbers come from the series' published results
+(docs/reference/apf-seed-results.md: the bands, the fault count) or from the
 parameters themselves computed independently here (page counts, per-fault costs).
 """
 
@@ -78,7 +79,7 @@ def test_the_same_seed_gives_the_same_table() -> None:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_scenario_a_lands_in_the_published_bands(seed: int) -> None:
-    """seed-results.md: +5.0..+6.4 % without -t, -36..-42 % with -t, about 55,000 APFs."""
+    """APF v4 00/15, scenario A: +5.0..+6.4 % without -t, -36..-42 % with -t, about 55,000 APFs."""
     result = scenario_a(runs=5, seed=seed)
     assert 5.0 <= mean(r.time_change_pct for r in result.group(False)) <= 6.4
     assert -42.0 <= mean(r.time_change_pct for r in result.group(True)) <= -36.0
@@ -88,9 +89,9 @@ def test_scenario_a_lands_in_the_published_bands(seed: int) -> None:
 def test_scenario_b_reports_the_seeds_figures() -> None:
     """Per run: time and calculation with and without APF, query-migrate's figures, ~915 MB in 4 KB pages."""
     result = scenario_b(runs=2, seed=1)
-    assert len(result.rows) == 2
+    assert [r.calc_thread for r in result.rows] == [False, False, True, True], "both halves, as scenario A"
     for row in result.rows:
-        assert row.minus.calc_steps > 0 and row.plus.calc_steps > 0
+        assert (row.minus.calc_steps > 0 and row.plus.calc_steps > 0) == row.calc_thread
         assert row.minus.async_faults == 0 < row.plus.async_faults
         for stats in (row.migration_minus, row.migration_plus):
             assert stats is not None and stats.page_size == 4096

@@ -64,7 +64,7 @@ def _load_recipes() -> None:
     """Import the modules that define recipes (each registers on import)."""
     import importlib
 
-    for module in ("apflab.images.tfa", "apflab.images.agent", "apflab.images.linux"):
+    for module in ("apflab.images.tfa", "apflab.images.agent", "apflab.images.linux", "apflab.images.kvm"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -7,7 +7,7 @@ workload (guest_payloads/async_pf, cross-compiled here). Every package comes fro
 Debian through :class:`~apflab.images.apt.IsolatedApt`, so no foreign architecture is
 ever added to the machine's dpkg. The recipe is rebuilt when any of its inputs (init,
 workload sources, this recipe's version) changes. Measured recipe:
-shared/reference/qemu-lab-notes.md sections 2, 3 and 7.
+docs/reference/lab.md.
 """
 
 from __future__ import annotations
@@ -108,23 +108,9 @@ class LinuxImage(Recipe):
         key = ensure_client_key(d, progress)
 
         progress("assembling the initramfs")
-        tree = Tree()
-        for sub in ("proc", "sys", "dev", "tmp", "run", "etc/dropbear", "var/log", "usr/bin", "usr/sbin", "sbin"):
-            tree.mkdir(sub)
-        tree.mkdir("root", 0o700)
-        tree.copy_file("init", INIT, 0o755)
-        tree.copy_file("bin/busybox", uroot / "bin" / "busybox", 0o755)
-        tree.symlink("bin/sh", "busybox")
-        tree.copy_file("usr/sbin/dropbear", uroot / "usr" / "sbin" / "dropbear", 0o755)
+        tree = shell_tree(INIT, uroot, key, "apflab-guest")
         tree.copy_file("bin/async_pf", workload, 0o755)
-        add_libraries(tree, uroot, [uroot / "usr" / "sbin" / "dropbear"])
         modules = add_modules(tree, kroot, kver, NET_MODULES)
-        tree.add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
-        tree.add_file("etc/group", b"root:x:0:\n")
-        tree.add_file("etc/shells", b"/bin/sh\n")
-        tree.add_file("etc/hosts", b"127.0.0.1 localhost apflab-guest\n")
-        tree.mkdir("root/.ssh", 0o700)
-        tree.add_file("root/.ssh/authorized_keys", key.with_suffix(".pub").read_bytes(), 0o600)
         size = tree.write_gzip(d / "initramfs.cpio.gz")
         shutil.copyfile(image, d / "Image")
         manifest = {
@@ -139,6 +125,27 @@ class LinuxImage(Recipe):
         (d / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         shutil.rmtree(work)
         progress(f"kernel {kver}, initramfs {size / 1e6:.1f} MB ({len(tree.entries)} entries)")
+
+
+def shell_tree(init: Path, uroot: Path, key: Path, hostname: str) -> Tree:
+    """What every apflab initramfs holds: ``init``, busybox, dropbear with its libraries,
+    a root account whose SSH login is ``key``; ``uroot`` is the unpacked USERSPACE."""
+    tree = Tree()
+    for sub in ("proc", "sys", "dev", "tmp", "run", "etc/dropbear", "var/log", "usr/bin", "usr/sbin", "sbin"):
+        tree.mkdir(sub)
+    tree.mkdir("root", 0o700)
+    tree.copy_file("init", init, 0o755)
+    tree.copy_file("bin/busybox", uroot / "bin" / "busybox", 0o755)
+    tree.symlink("bin/sh", "busybox")
+    tree.copy_file("usr/sbin/dropbear", uroot / "usr" / "sbin" / "dropbear", 0o755)
+    add_libraries(tree, uroot, [uroot / "usr" / "sbin" / "dropbear"])
+    tree.add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+    tree.add_file("etc/group", b"root:x:0:\n")
+    tree.add_file("etc/shells", b"/bin/sh\n")
+    tree.add_file("etc/hosts", f"127.0.0.1 localhost {hostname}\n".encode())
+    tree.mkdir("root/.ssh", 0o700)
+    tree.add_file("root/.ssh/authorized_keys", key.with_suffix(".pub").read_bytes(), 0o600)
+    return tree
 
 
 def _apt_query(apt: IsolatedApt, args: list[str]) -> str:
