@@ -38,6 +38,14 @@ def _event(profile: str) -> int:
     return next(ev.number for ev in PLATFORMS[profile].events if not ev.dynamic)
 
 
+def _trigger_line(profile: str, event: int) -> str:
+    """v4's INJECT_EVENT deadlocks once the event is armed (a modelled wedge); its VMM queues
+    events with SET_VEVENT, which works: trigger the handler the way each profile can."""
+    return (
+        f"HOST VEVENT 0 {event:x}" if get_profile(profile).predicts("inject_event_deadlocks") else f"INJECT 0 {event:x}"
+    )
+
+
 def steps_of(spec: g.StepSpec, values: tuple[int, ...], profile: str) -> list[tuple[str, int, HandlerStep]]:
     """(argument, value, step): one argument at ``value``, the others at a value that works."""
     if spec.keyword is None:  # a call: fid, then an argument
@@ -66,7 +74,8 @@ def _clear(text: str, arg: str, value: int, pes: int) -> None:
     """A refusal the user can act on: one line naming the handler step (and the PE if that
     was it), or the model's bound on a handler that keeps re-entering itself."""
     assert "\n" not in text and "internal error" not in text, text
-    assert "handler step" in text or "handler entries in one command" in text, text
+    wedged = "target wedged" in text  # a v4 deviation the model plays as a dead target (e.g. INJECT_EVENT)
+    assert "handler step" in text or "handler entries in one command" in text or wedged, text
     if arg == "pe" and not 0 <= value < pes:
         assert f"no PE {value}" in text, text
 
@@ -80,7 +89,10 @@ def test_in_process(profile: str, pes: int, kind: str, arg: str, value: int, ste
         for fn, *args in ((sdei.Fn.EVENT_REGISTER, event, HANDLER_ENTRY, 1, 0, 0), (sdei.Fn.EVENT_ENABLE, event)):
             assert guest.call(fn, *args).ret == 0
         guest.call(sdei.Fn.PE_UNMASK)
-        guest.inject(event, 0)
+        if get_profile(profile).predicts("inject_event_deadlocks"):
+            guest.set_vevent(0, event)
+        else:
+            guest.inject(event, 0)
     except (ModelError, MemoryError_, TargetError, Unsupported) as exc:
         _clear(str(exc), arg, value, pes)
     guest.reset()
@@ -97,7 +109,7 @@ def test_over_the_protocol(profile: str, pes: int, kind: str, arg: str, value: i
         f"CALL c4000021 {event:x} {HANDLER_ENTRY:x} 1 0 0",
         f"CALL c4000022 {event:x}",
         "CALL c400002c",
-        f"INJECT 0 {event:x}",
+        _trigger_line(profile, event),
     ]
     for line in lines:
         reply = server.handle_line(line)[-1]
@@ -109,14 +121,17 @@ def test_over_the_protocol(profile: str, pes: int, kind: str, arg: str, value: i
 
 
 def test_the_issue_example_over_a_pipe() -> None:
-    """`HANDLER 1 COMPLETE 0 ; FAULT 9 40000 0`, then INJECT, on `apflab agent --profile kvm-v4`."""
+    """`HANDLER 1 COMPLETE 0 ; FAULT 9 40000 0`, then the event, on `apflab agent --profile kvm-v4`.
+
+    The issue injected the event with INJECT; v4's INJECT_EVENT of an armed event is now a
+    modelled wedge, so the event comes the way v4's VMM can queue one (SET_VEVENT)."""
     script = "\n".join(
         [
             "HANDLER 1 COMPLETE 0 ; FAULT 9 40000 0",
             f"CALL c4000021 40400000 {HANDLER_ENTRY:x} 1 0 0",
             "CALL c4000022 40400000",
             "CALL c400002c",
-            "INJECT 0 40400000",
+            "HOST VEVENT 0 40400000",
             "CALL c4000020",
             "",
         ]
