@@ -457,10 +457,12 @@ class Guest(abc.ABC):
 
     @abc.abstractmethod
     def reset(self) -> None:
-        """Return the target to its power-on SDEI state: nothing registered, PEs masked."""
+        """Return the target to its power-on SDEI state: nothing registered, PEs masked, the
+        calls that follow on PE 0."""
 
     def restart(self) -> None:
-        """Start the target afresh (a case that may wedge it runs in a fresh one); by default a reset."""
+        """Start the target afresh (a case that may wedge it runs in a fresh one), calls on PE 0;
+        by default a reset."""
         self.reset()
 
     def discard(self) -> None:  # noqa: B027 - optional hook

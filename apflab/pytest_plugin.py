@@ -154,8 +154,7 @@ def guest(apflab_guest: Guest, request: pytest.FixtureRequest) -> Iterator[Guest
     if fresh:
         apflab_guest.restart()
     else:
-        apflab_guest.reset()
-    apflab_guest.select_pe(0)
+        apflab_guest.reset()  # a reset or a restarted target makes its calls on PE 0
     yield apflab_guest
     if fresh:
         apflab_guest.discard()

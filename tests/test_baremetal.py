@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,27 @@ def test_agent_announces_the_lines_it_raises(tmp_path: Path, target: str, irqs: 
         assert guest.raise_irq(30, 0).ret == 0  # nothing bound to it: raised, nothing dispatched
         with pytest.raises(TargetError, match="cannot raise"):
             guest.raise_irq(40, 0)  # a line no device of the machine drives: refused, not pretended
+    finally:
+        env.cleanup()
+
+
+def test_reset_selects_pe_0(tmp_path: Path) -> None:
+    """RESET leaves the calls on PE 0 (the plugin relies on it), on the bare-metal agent too."""
+    from tests.test_protocol import _reset_selects_pe_0
+
+    env = environment(tmp_path, {"main": lab_targets()["qemu-tfa-el2"]})
+    try:
+        inner = env.get_target("main").get_driver("AgentDriver").guest().inner
+
+        def send(line: str) -> list[str]:
+            inner.stream.write(line.encode() + b"\n")
+            reply, deadline = [], time.monotonic() + 5
+            while not reply or reply[-1].split()[0] not in ("OK", "ERR", "HELLO", "REGS"):
+                reply.append(inner._readline(deadline))
+            return reply
+
+        entries = _reset_selects_pe_0(send)
+        assert len(entries) == 1 and " pe=0 " in entries[0], entries
     finally:
         env.cleanup()
 

@@ -189,6 +189,22 @@ def test_hello_fields(server: AgentServer) -> None:
     assert "irqs" not in fields  # the model's host raises any line
 
 
+def _reset_selects_pe_0(send: Any) -> list[str]:
+    """PE 1, RESET, then event 0 registered, enabled, unmasked and signalled to PE 0: the
+    handler runs on PE 0 only if the calls after RESET ran there (the reply's EV lines)."""
+    ep = int(p.parse_hello(send("HELLO")[-1])[1]["ep"], 16)
+    assert send("PE 1")[-1] == "OK" and send("RESET")[-1] == "OK"
+    assert send("HANDLER 7 COMPLETE 0")[-1] == "OK"
+    for line in (f"CALL c4000021 0 {ep:x} 7 0 0", "CALL c4000022 0", "CALL c400002c"):
+        assert send(line)[-1].startswith("OK 0"), line
+    return [line for line in send("CALL c400002f 0 80000000") if line.startswith("EV")]
+
+
+def test_reset_selects_pe_0(server: AgentServer) -> None:
+    entries = _reset_selects_pe_0(server.handle_line)
+    assert len(entries) == 1 and " pe=0 " in entries[0], entries
+
+
 def test_hello_irqs_round_trip(server: AgentServer) -> None:
     """A guest that raises a few interrupts itself names them (irqs=); the facts keep them as a set."""
     facts = dataclasses.replace(server.guest.facts, irqs=frozenset({0x17, 0x22}))

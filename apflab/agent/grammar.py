@@ -451,7 +451,8 @@ REQUESTS: tuple[RequestSpec, ...] = (
         Reply.DONE,
         "reset",
         baremetal=True,
-        meaning="back to the power-on SDEI state: nothing registered, PEs masked, handlers cleared",
+        meaning="back to the power-on SDEI state: nothing registered, PEs masked, handlers cleared; "
+        "the following `CALL`/`REGS` run on PE 0",
     ),
     RequestSpec(
         "HOST VEVENT",
