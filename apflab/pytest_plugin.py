@@ -81,7 +81,9 @@ def _check_target(env, target: str) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "spec(section, claim): the spec section a testcase checks")
-    config.addinivalue_line("markers", "fresh_target: run in a freshly started target (the case may wedge it)")
+    config.addinivalue_line(
+        "markers", "fresh_target: the case may wedge the target or break it past RESET: the next case gets a fresh one"
+    )
     lab = _lab_file(config)
     target = config.getoption("target") or DEFAULT_TARGET
     if lab is not None:
@@ -147,16 +149,17 @@ def apflab_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
 def guest(apflab_guest: Guest, request: pytest.FixtureRequest) -> Iterator[Guest]:
     """The target, reset to its power-on SDEI state, calls on PE 0.
 
-    Cases marked ``fresh_target`` (known or suspected to wedge a target) get a target
-    restarted for them, and the next case gets another.
+    A case marked ``fresh_target`` (known or suspected to wedge a target, or to break it in a
+    way RESET cannot undo, as TF-A losing event 0) leaves the next case a freshly started
+    target; it needs none itself, since every case before it left one RESET restores (or a
+    wedge that restarts it). ``--fresh-target-each`` starts every case in a fresh target.
     """
-    fresh = request.node.get_closest_marker("fresh_target") is not None or request.config.getoption("fresh_target_each")
-    if fresh:
+    if request.config.getoption("fresh_target_each"):
         apflab_guest.restart()
     else:
         apflab_guest.reset()  # a reset or a restarted target makes its calls on PE 0
     yield apflab_guest
-    if fresh:
+    if request.node.get_closest_marker("fresh_target") is not None or request.config.getoption("fresh_target_each"):
         apflab_guest.discard()
 
 
