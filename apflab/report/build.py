@@ -21,7 +21,8 @@ from pathlib import Path
 import apflab
 from apflab.report.load import Case, ReportError, Results, load
 from apflab.report.matrix import SEVERITY, Matrix, build_matrix
-from apflab.report.perfdata import CONFIGS, HEADINGS, MIGRATION_FIGURES, PerfTable, perf_tables
+from apflab.report.perfdata import perf_tables
+from apflab.report.perfview import PerfSection, perf_section
 from apflab.report.redact import Redactor
 from apflab.results import atomic_write, summary_line
 from apflab.safetext import bound, visible
@@ -59,17 +60,6 @@ class Failure:
     claim: str
     reason: str
     tail: str
-
-
-@dataclass
-class PerfSection:
-    table: PerfTable
-    plot_file: str
-    plot_b64: str
-    headings: dict[str, str]
-    rows: list[dict[str, str]]
-    summary: list[str]
-    migration: list[tuple[str, str, str, str]]  # figure, without APF, with APF, unit
 
 
 @dataclass
@@ -132,66 +122,6 @@ def _shown(clean: Redactor) -> Callable[[str], str]:
     return lambda text: bound(clean(text), TEXT_LIMIT)
 
 
-def _fmt(value: float | None, column: str) -> str:
-    if value is None:
-        return ""
-    if column.startswith("time"):
-        return f"{value:.3f} s"
-    if column.startswith("calc"):
-        return f"{value:.0f}m"
-    return f"{value:+.1f}%"
-
-
-def _seed_bands(table: PerfTable) -> list[str]:
-    if table.scenario != "scenario-a":
-        return []
-    from apflab.perf import seed
-
-    lo, hi = seed.A_BAND_NO_CALC
-    lo_t, hi_t = seed.A_BAND_CALC
-    return [
-        f"published (APF v4 00/15): without -t +{lo}..+{hi}% time; with -t {lo_t}..{hi_t}% time; "
-        f"about {seed.A_ASYNC_FAULTS:,} asynchronous page faults"
-    ]
-
-
-def _perf_section(table: PerfTable, index: int) -> PerfSection:
-    from apflab.report.plots import table_plot
-
-    rows = []
-    for cfg, run, v in table.rows():
-        row = {"config": "-t" if cfg == "t" else "no -t", "run": str(run)}
-        row |= {col: _fmt(v.get(col), col) for col in HEADINGS}
-        rows.append(row)
-    summary = []
-    for cfg in CONFIGS:
-        means = table.means.get(cfg)
-        if not means:
-            continue
-        line = f"{'with' if cfg == 't' else 'without'} -t: mean Output {_fmt(means.get('output_time'), 'output')} time"
-        if "output_calc" in means:
-            line += f", {_fmt(means['output_calc'], 'output')} calculation"
-        if "async_faults" in means:
-            line += f"; asynchronous page faults per run with APF: {means['async_faults']:,.0f}"
-        summary.append(line)
-    summary += _seed_bands(table)
-    mig = table.migration_means()
-    migration = []
-    if "minus" in mig and "plus" in mig:
-        for key, label, unit in MIGRATION_FIGURES:
-            if key in mig["minus"] or key in mig["plus"]:
-                migration.append((label, _num(mig["minus"].get(key)), _num(mig["plus"].get(key)), unit))
-    png = table_plot(table)
-    name = f"plots/{table.scenario}-{index}.png"
-    return PerfSection(table, name, base64.b64encode(png).decode("ascii"), HEADINGS, rows, summary, migration)
-
-
-def _num(v: float | None) -> str:
-    if v is None:
-        return ""
-    return f"{v:,.0f}" if abs(v) >= 100 or v == int(v) else f"{v:,.2f}"
-
-
 def _verdict_counts(cases: list[Case]) -> Counter[Verdict]:
     return Counter(Verdict(c.verdict) for c in cases)
 
@@ -215,7 +145,7 @@ def make_report(results: Results, title: str = "apflab report") -> Report:
     for target in results.targets:
         per_target.append(f"{target}: {summary_line(_verdict_counts([c for c in cases if c.target == target]))}")
     counts = Counter(c.verdict for c in cases)
-    perf = [_perf_section(t, i) for i, t in enumerate(perf_tables(results.metrics), 1)]
+    perf = [perf_section(t, i) for i, t in enumerate(perf_tables(results.metrics), 1)]
     keys: dict[str, None] = dict.fromkeys(k for k in PROVENANCE_FIRST if any(k in s.properties for s in results.suites))
     for s in results.suites:
         keys.update(dict.fromkeys(s.properties))
