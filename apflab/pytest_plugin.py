@@ -132,10 +132,12 @@ def apflab_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
     if target is None:
         pytest.fail(f"target {name!r} is not in the environment", pytrace=False)
     try:
-        guest = target.get_driver(GuestProtocol).guest()  # booted, HELLO, probed, described
+        driver = target.get_driver(GuestProtocol)
+        guest = driver.guest()  # booted, HELLO, probed, described
     except (TargetError, OSError) as exc:
         pytest.fail(f"target {name} did not come up: {exc}", pytrace=False)
     log = config.stash[LOG_KEY]
+    log.suite_properties["guest_driver"] = type(driver).__name__  # ModelDriver: the report's model
     log.suite_properties["profile"] = guest.info.profile.name
     log.suite_properties["conduit"] = guest.info.conduit
     log.suite_properties["capabilities"] = ",".join(sorted(guest.info.capabilities))

@@ -35,6 +35,19 @@ def run_apflab(*args: str, input: str | None = None, timeout: float = 60) -> sub
     )
 
 
+def apflab_run(out: Path, targets: list[str], *pytest_args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``apflab run`` on ``targets`` into ``out``, extra arguments passed on to pytest."""
+    chosen = [a for t in targets for a in ("--target", t)]
+    return subprocess.run(
+        [sys.executable, "-m", "apflab", "run", "--out", str(out), *chosen, "--", *pytest_args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.fixture
 def root() -> Path:
     return ROOT

@@ -14,12 +14,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_apflab
+from tests.conftest import ROOT, apflab_run, run_apflab
 
 SUBSET = "test_smccc or test_bind or perf"
 CHROMIUM_FLAGS = (
@@ -36,15 +35,7 @@ SCREENSHOT = ROOT / "reports" / "out" / "report-screenshot.png"
 
 
 def _run(out: Path, *targets: str) -> Path:
-    args = [a for t in targets for a in ("--target", t)]
-    r = subprocess.run(
-        [sys.executable, "-m", "apflab", "run", *args, "--out", str(out), "--", "-k", SUBSET],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    r = apflab_run(out, list(targets), "-k", SUBSET, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"report: {out / 'report.html'}" in r.stdout
     return out

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import apflab
+from apflab.report.areas import reference_base
+from apflab.report.fidelity import Fidelity, compare_targets
 from apflab.report.load import Case, ReportError, Results, load
-from apflab.report.matrix import SEVERITY, Matrix, build_matrix
+from apflab.report.matrix import SEVERITY, Matrix, anchor, build_matrix
 from apflab.report.perfdata import perf_tables
 from apflab.report.perfview import PerfSection, perf_section
 from apflab.report.redact import Redactor
@@ -60,6 +62,7 @@ class Failure:
     claim: str
     reason: str
     tail: str
+    anchor: str  # the case's row in the matrix
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Report:
     target_summaries: list[str]
     counts: list[tuple[str, int]]
     matrix: Matrix
+    fidelity: Fidelity
     failures: list[Failure]
     more_failures: int
     perf: list[PerfSection]
@@ -126,7 +130,8 @@ def _verdict_counts(cases: list[Case]) -> Counter[Verdict]:
     return Counter(Verdict(c.verdict) for c in cases)
 
 
-def make_report(results: Results, title: str = "apflab report") -> Report:
+def make_report(results: Results, title: str = "apflab report", reference: str | None = None) -> Report:
+    """``reference``: where the links to docs/reference/ pages lead (a folder or URL), or None."""
     redactor = Redactor()
     clean = _shown(redactor)
     for s in results.suites:
@@ -136,11 +141,16 @@ def make_report(results: Results, title: str = "apflab report") -> Report:
                 redactor.add_from_properties(c.properties)
     cases = results.cases
     matrix = build_matrix(cases, clean)
+    if reference:
+        for row in matrix.rows:
+            row.href = f"{reference}/{row.link}" if row.link else None
     failing = [c for c in cases if c.verdict in ("FAIL", "XPASS")]
     failures = [
-        Failure(c.target, c.profile, c.test_id, c.section, c.claim, clean(c.reason), _tail(c, redactor))
+        Failure(c.target, c.profile, c.test_id, c.section, c.claim, clean(c.reason), _tail(c, redactor), "")
         for c in failing[:MAX_FAILURES]
     ]
+    for f in failures:
+        f.anchor = anchor("c", f.test_id)
     per_target = []
     for target in results.targets:
         per_target.append(f"{target}: {summary_line(_verdict_counts([c for c in cases if c.target == target]))}")
@@ -165,6 +175,7 @@ def make_report(results: Results, title: str = "apflab report") -> Report:
         target_summaries=per_target,
         counts=[(v, counts[v]) for v in SEVERITY if counts.get(v)],
         matrix=matrix,
+        fidelity=compare_targets(results, clean),
         failures=failures,
         more_failures=max(0, len(failing) - MAX_FAILURES),
         perf=perf,
@@ -212,13 +223,18 @@ def render(report: Report) -> tuple[str, str]:
     return html, markdown
 
 
-def build(results_path: Path, out_dir: Path | None = None, title: str = "apflab report") -> tuple[Path, Path]:
-    """Build report.html and report.md (and plots/) into ``out_dir`` (default: the results folder)."""
+def build(
+    results_path: Path, out_dir: Path | None = None, title: str = "apflab report", reference: str | None = None
+) -> tuple[Path, Path]:
+    """Build report.html and report.md (and plots/) into ``out_dir`` (default: the results folder).
+
+    ``reference`` is where the matrix's citations link (docs/reference/ of this checkout,
+    relative to ``out_dir``, unless given)."""
     results = load(results_path)
     out = out_dir or (results_path if results_path.is_dir() else results_path.parent)
     if out.exists() and not out.is_dir():
         raise ReportError(f"{out}: is a file, not a folder; give a folder for report.html and report.md")
-    report = make_report(results, title)
+    report = make_report(results, title, reference if reference is not None else reference_base(out))
     html, markdown = render(report)
     try:
         for name, png in report.plots.items():

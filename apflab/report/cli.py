@@ -22,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("-o", "--out", default=None, help="folder for the reports (default: the results folder)")
     build.add_argument("--title", default="apflab report", help="the report's title")
+    build.add_argument(
+        "--reference",
+        default=None,
+        metavar="URL_OR_PATH",
+        help="where the matrix's citations link: docs/reference/ elsewhere, e.g. a web copy "
+        "(default: this checkout's docs/reference, relative to the report)",
+    )
     build.set_defaults(func=_cmd_build)
 
     merge = sub.add_parser("merge", help="merge JUnit files (and metrics beside them), targets kept apart")
@@ -48,7 +55,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from apflab.report.load import ReportError
 
     try:
-        html, md = build(Path(args.results), Path(args.out) if args.out else None, args.title)
+        html, md = build(Path(args.results), Path(args.out) if args.out else None, args.title, args.reference)
     except ReportError as exc:
         raise CliError(str(exc)) from None
     print(f"report: {html}\nreport: {md}")
