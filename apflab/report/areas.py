@@ -71,6 +71,7 @@ class Area:
     title: str
 
 
+@cache
 def area_of(classname: str) -> Area:
     for i, (prefix, title) in enumerate(AREAS):
         if classname.startswith(prefix):
@@ -82,6 +83,7 @@ def area_of(classname: str) -> Area:
     return Area((len(AREAS), module), ": ".join(parts))
 
 
+@cache
 def primary_citation(section: str) -> str:
     """The first source a ``@spec`` section names, without its parenthetical detail."""
     text = section
@@ -94,6 +96,7 @@ def primary_citation(section: str) -> str:
     return first or NO_SECTION
 
 
+@cache
 def call_name(citation: str) -> str:
     """The SDEI call a DEN0054C 5.1.x citation is about (5.1.3.1 is in ENABLE's section)."""
     m = re.fullmatch(r"DEN0054C 5\.1\.(\d+)(?:\.\d+)*", citation)
@@ -132,6 +135,7 @@ def _names(heading: str, token: str) -> bool:
     return bool(token) and re.search(rf"(?<![\w.]){re.escape(token)}(?!\w|\.\d)", heading, re.IGNORECASE) is not None
 
 
+@cache
 def reference_page(section: str) -> str | None:
     """``page.md`` or ``page.md#anchor`` under docs/reference/ for a case's ``@spec``
     section: the page the section itself names, else the page its primary citation's key

@@ -189,7 +189,8 @@ def make_report(results: Results, title: str = "apflab report", reference: str |
 # ------------------------------------------------------------------------ render
 
 
-def _environment():
+def environment():
+    """The templates' Jinja2 environment: HTML autoescaped, every printed value made visible."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     if not (TEMPLATES / "report.html.j2").is_file():
@@ -213,11 +214,13 @@ def _printable(value: object) -> object:
     hold what a target printed); markup the template made itself is left alone."""
     from markupsafe import Markup
 
-    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+    if not isinstance(value, str) or isinstance(value, Markup) or (value.isascii() and value.isprintable()):
+        return value  # printable ASCII has nothing to write out: the common case, made cheap
+    return visible(value)
 
 
 def render(report: Report) -> tuple[str, str]:
-    env = _environment()
+    env = environment()
     html = env.get_template("report.html.j2").render(r=report)
     markdown = env.get_template("report.md.j2").render(r=report)
     return html, markdown
@@ -236,14 +239,19 @@ def build(
         raise ReportError(f"{out}: is a file, not a folder; give a folder for report.html and report.md")
     report = make_report(results, title, reference if reference is not None else reference_base(out))
     html, markdown = render(report)
-    try:
-        for name, png in report.plots.items():
-            atomic_write(out / name, png)
-        atomic_write(out / "report.md", markdown.encode("utf-8"))
-        atomic_write(out / "report.html", html.encode("utf-8"))
-    except OSError as exc:
-        raise ReportError(f"{out}: cannot write the report there ({exc.strerror or exc})") from None
+    files = {**report.plots, "report.md": markdown.encode("utf-8"), "report.html": html.encode("utf-8")}
+    write_files(out, files, "the report")
     return out / "report.html", out / "report.md"
+
+
+def write_files(out: Path, files: dict[str, bytes], what: str) -> None:
+    """Each file replaced atomically, in order (the page last, after what it links);
+    a folder that cannot be written is one line naming it."""
+    try:
+        for name, data in files.items():
+            atomic_write(out / name, data)
+    except OSError as exc:
+        raise ReportError(f"{out}: cannot write {what} there ({exc.strerror or exc})") from None
 
 
 def build_after_run(out: Path) -> bool:
