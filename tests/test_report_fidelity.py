@@ -8,6 +8,7 @@ checks that the report names TF-A's deviations.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -140,3 +141,5 @@ def test_a_real_qemu_tfa_run_shows_tfa_deviations(tmp_path: Path) -> None:
     assert "**tfa\\_resume\\_address\\_unchecked**" in named["test_resume_misaligned"][2]
     assert "**tfa\\_masked\\_trigger\\_lost**" in named["test_mask_pending_unmask"][2]
     assert "unexplained" not in "".join(v[2] for v in rows.values())
+    session = {m["name"]: m["value"] for m in json.loads((out / "metrics.json").read_text())["metrics"]}
+    assert session.keys() >= {"session.boot_s", "session.boots", "session.round_trip_us"}  # QEMU booted, CALLs
