@@ -63,6 +63,19 @@ class Pairing:
         counts = Counter(name for d in self.differences for name in d.deviations)
         return counts.most_common()
 
+    def deviations(self) -> list[tuple[str, int, str]]:
+        """Each named deviation once: its cases and what it is (the table names it only)."""
+        out = []
+        for name, n in self.by_deviation():
+            d = _DESCRIBED.get(name)
+            text = (
+                f"{d.reason} ({d.source})"
+                if d
+                else next(x.explanation for x in self.differences if name in x.deviations)
+            )
+            out.append((name, n, text))
+        return out
+
 
 @dataclass
 class Fidelity:
