@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from markupsafe import Markup  # Jinja2's own: what a template made is markup, not a value
+
 import apflab
 from apflab.report.areas import reference_base
 from apflab.report.fidelity import Fidelity, compare_targets
@@ -151,9 +153,10 @@ def make_report(results: Results, title: str = "apflab report", reference: str |
     ]
     for f in failures:
         f.anchor = anchor("c", f.test_id)
-    per_target = []
-    for target in results.targets:
-        per_target.append(f"{target}: {summary_line(_verdict_counts([c for c in cases if c.target == target]))}")
+    by_target: dict[str, Counter[Verdict]] = {}
+    for c in cases:  # one pass: a merge of many boards has many targets
+        by_target.setdefault(c.target, Counter())[Verdict(c.verdict)] += 1
+    per_target = [f"{t}: {summary_line(by_target.get(t, Counter()))}" for t in results.targets]
     counts = Counter(c.verdict for c in cases)
     perf = [perf_section(t, i) for i, t in enumerate(perf_tables(results.metrics), 1)]
     keys: dict[str, None] = dict.fromkeys(k for k in PROVENANCE_FIRST if any(k in s.properties for s in results.suites))
@@ -212,8 +215,6 @@ def environment():
 def _printable(value: object) -> object:
     """Every value a template prints, control characters written out (a result file may
     hold what a target printed); markup the template made itself is left alone."""
-    from markupsafe import Markup
-
     if not isinstance(value, str) or isinstance(value, Markup) or (value.isascii() and value.isprintable()):
         return value  # printable ASCII has nothing to write out: the common case, made cheap
     return visible(value)
