@@ -27,6 +27,7 @@
 #define GICR_BASE 0x080A0000ULL
 #define CHANNEL_VERSION 1
 #define CHANNEL_LINE_MAX 17408 /* an SDEI payload (8344 bytes) in hex, and some */
+#define HOST_STEP_FID 0xC3000AF1u /* the agent's host-step call, forwarded with the SDEI range */
 
 enum sdei_mode { SDEI_NONE, SDEI_FORWARD, SDEI_KERNEL };
 
