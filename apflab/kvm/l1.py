@@ -41,6 +41,7 @@ class L1Config:
     qemu_bin: str = "qemu-system-aarch64"
     cpu: str = "max,pauth-impdef=on"  # pointer auth by QEMU's cheap algorithm: ~3x faster boot under TCG
     extra_append: str = ""
+    virtualization: bool = True  # EL2 for the L1 kernel; False: a host kernel without KVM (tests)
 
     def check(self) -> None:
         if self.channel not in CHANNELS:
@@ -88,7 +89,7 @@ def qemu_command(cfg: L1Config) -> list[str]:
     cmd = [
         qemu,
         "-M",
-        "virt,virtualization=on,gic-version=3",
+        "virt,virtualization=on,gic-version=3" if cfg.virtualization else "virt,gic-version=3",
         "-cpu",
         cfg.cpu,
         "-m",

@@ -1,0 +1,119 @@
+"""The host side of one apflab-vmm run, whatever carries it (a nested L1 here, a board over SSH).
+
+:class:`VmmHost` puts together what the labgrid drivers of a KVM target share: the
+console watch (the announce line, oopses, the VMM's end), the channel to the VMM with
+the reference model as the dispatcher of forwarded SDEI calls and of the agent's host
+steps (:class:`ModelBridge`), and what the host offers the suites: capabilities, the
+event catalogue, and for the capabilities it cannot offer, the reason (a SKIP says it).
+The agent itself announces ``inject`` when its console says the host serves host steps.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from apflab.guest import EventInfo
+from apflab.kvm.bridge import ModelBridge
+from apflab.kvm.console import ConsoleWatch
+from apflab.kvm.link import LineLink, LinkClosed, LinkTimeout, Listener
+from apflab.kvm.peer import PeerError, VmmPeer
+from apflab.model.platform import PLATFORMS
+
+
+class VmmHost:
+    """One boot of a KVM target: create a fresh one for every power-on."""
+
+    def __init__(self, dispatcher_profile: str, console: str) -> None:
+        self.bridge = ModelBridge(dispatcher_profile)
+        self.dispatcher_profile = dispatcher_profile
+        self.console = console  # the agent's console kind: fast or pl011
+        self.watch = ConsoleWatch()
+        self.peer: VmmPeer | None = None
+        self.channel_error: str | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------- channel
+
+    def serve(self, connect: Callable[[], LineLink], timeout: float) -> None:
+        """In a thread: get the link (accept, or connect through a forward), then the VMM's HELLO."""
+
+        def run() -> None:
+            try:
+                self.peer = VmmPeer(connect(), self.bridge, hello_timeout=timeout)
+            except (LinkTimeout, LinkClosed, PeerError, OSError) as exc:
+                self.channel_error = f"VMM channel: {exc}"
+
+        self._thread = threading.Thread(target=run, name="vmm-channel", daemon=True)
+        self._thread.start()
+
+    def serve_listener(self, listener: Listener, timeout: float) -> None:
+        self.serve(lambda: listener.accept(timeout), timeout)
+
+    def close(self) -> None:
+        if self.peer is not None:
+            self.peer.close()
+
+    # ------------------------------------------------------------- health
+
+    def failure(self) -> str | None:
+        """Why this boot of the target is over (an oops, the VMM's end, a broken channel), or None."""
+        if self.watch.failure is not None:
+            return self.watch.failure
+        if self.peer is not None and self.peer.error is not None:
+            return f"VMM channel: {self.peer.error}"
+        announce = self.watch.announce
+        return self.channel_error if announce is not None and announce.channel is not None else None
+
+    def _forwarding_expected(self) -> bool:
+        announce = self.watch.announce
+        return announce is not None and announce.sdei == "forward"
+
+    def report(self) -> str:
+        """The failure's text (an oops's first lines) and the console's last lines."""
+        parts = []
+        if self.watch.failure_text:
+            parts.append(f"failure: {self.watch.failure_report()}")
+        tail = self.watch.tail_text()
+        if tail:
+            parts.append(f"console: {tail}")
+        return "; ".join(parts)
+
+    # -------------------------------------------------------- capabilities
+
+    def forwarding(self) -> bool:
+        """SDEI calls go to the model bridge (mode forward, the channel up)."""
+        return self._forwarding_expected() and self.peer is not None and self.peer.alive
+
+    def capabilities(self) -> frozenset[str]:
+        announce = self.watch.announce
+        if announce is None:
+            return frozenset()
+        return frozenset({"kvm-vendor-hyp"})  # KVM answers the vendor-hypervisor calls in every mode
+
+    def notes(self) -> dict[str, str]:
+        """Why the capabilities this host lacks are missing (a SKIP's reason)."""
+        announce = self.watch.announce
+        if announce is None:
+            return {}
+        kernel = f"host kernel {announce.kernel}"
+        if "sdei-kernel" in announce.caps:
+            no_apf = "apflab-vmm does not drive the host side of APF (faults, clock) or save/restore yet"
+        else:
+            no_apf = f"{kernel} has no KVM_CAP_ARM_SDEI (the SDEI/APF series); SDEI here is {announce.sdei}"
+        notes = {"apf-host": no_apf, "migration": no_apf}
+        if announce.sdei == "none":
+            why = f"{kernel} has neither KVM_CAP_ARM_SDEI nor the SMCCC filter (Linux >= 6.4)"
+            notes.update(sdei=why, inject=why)
+        elif announce.sdei == "kernel":
+            notes["inject"] = "in-kernel injection (v4 INJECT_EVENT) is not wired to the suites (abi.md 3.10)"
+        elif self.console != "fast":
+            why = "the PL011 agent cannot reach its host (the fast console says when the host serves host steps)"
+            notes.update({"inject": why, "in-handler-inject": why})
+        notes["irq"] = "interrupts reach the guest through KVM's vGIC, not through the SDEI dispatcher"
+        notes["mem"] = "the bare-metal agent's memory is not reachable from the host side"
+        return notes
+
+    def events(self) -> tuple[EventInfo, ...] | None:
+        """The dispatcher's event catalogue when SDEI is forwarded to the model, else None."""
+        return PLATFORMS[self.dispatcher_profile].events if self._forwarding_expected() else None

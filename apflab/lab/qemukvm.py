@@ -1,0 +1,261 @@
+"""QEMUKvmDriver and QEMUKvmStrategy: the ``qemu-kvm`` target, the agent under real KVM.
+
+QEMU TCG with ``-M virt,virtualization=on,gic-version=3`` boots an arm64 host kernel
+(L1) at EL2, so KVM comes up in it; apflab's initramfs (``apflab images kvm``) runs
+apflab-vmm with the bare-metal agent as its guest (docs/vmm-channel.md). The driver
+offers, on QEMU's stdio (the L1 console, which the VMM relays the agent's console to):
+
+* ConsoleProtocol and PowerProtocol, like QEMUProcessDriver, for AgentDriver;
+* TargetHealthProtocol: the console is watched (apflab.kvm.console) for the VMM's
+  announce line, a host kernel oops or panic and the VMM's end; such a failure ends the
+  boot (the agent driver fails the case with its text and the console tail, and boots a
+  fresh L1); the capabilities the host gives the guest and why others are missing;
+* the VMM channel's host end, with apflab's reference model (profile ``dispatcher``) as
+  the live SDEI dispatcher of the real vCPUs when the host kernel forwards SDEI calls
+  (the SMCCC filter); it also serves the agent's host-step call, by which the agent
+  relays INJECT to its host (a vCPU the event is for is kicked out of KVM_RUN).
+
+The host kernel is the one lab.yaml key ``kernel`` (``debian:SUITE[:PACKAGE]`` or a path
+to an Image, e.g. the SDEI/APF series built by hand); its image is built by
+``apflab images kvm`` (``APFLAB_KVM_KERNEL=<kernel>`` for another than the default).
+"""
+
+from __future__ import annotations
+
+import enum
+import subprocess
+from pathlib import Path
+from typing import ClassVar
+
+import attr
+from labgrid.driver.common import Driver
+from labgrid.factory import target_factory
+from labgrid.protocol import ConsoleProtocol, PowerProtocol
+from labgrid.step import step
+from labgrid.strategy.common import Strategy, StrategyError, never_retry
+
+from apflab.guest import EventInfo
+from apflab.images import ImageError, cache_dir
+from apflab.images.kvm import DEFAULT_KERNEL, KERNEL_ENV, KvmHostImage
+from apflab.kvm.host import VmmHost
+from apflab.kvm.l1 import CHANNELS, CONSOLES, SDEI_MODES, L1Config, qemu_command
+from apflab.kvm.link import Listener
+from apflab.lab.health import TargetHealthProtocol
+from apflab.lab.qemuprocess import read_stdout, stop_process
+from apflab.profiles import PROFILES
+
+
+def kvm_image_dir(kernel: str) -> Path:
+    """The built ``kvm`` image for ``kernel``; ImageError with the command that builds it."""
+    recipe = KvmHostImage(kernel)
+    try:
+        fresh = recipe.fresh(cache_dir())
+    except ImageError as exc:
+        raise ImageError(f"lab.yaml kernel {kernel!r}: {exc}") from None
+    if not fresh:
+        how = "apflab images kvm" if kernel == DEFAULT_KERNEL else f"{KERNEL_ENV}={kernel} apflab images kvm"
+        raise ImageError(f"the kvm image for host kernel {kernel} is missing or stale: build it with `{how}`")
+    return recipe.dir(cache_dir())
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol):
+    """Binds to nothing.
+
+    Args:
+        kernel (str): the L1 host kernel: ``debian:SUITE[:PACKAGE]`` (default debian:trixie,
+            Linux 6.12) or a path to an arm64 Image (the kernel under test)
+        smp (int): L1's CPUs (QEMU -smp)
+        memory (str): L1's memory in MiB (QEMU -m)
+        vcpus (int): the agent VM's vCPUs (at least 2 for the multi-PE cases)
+        sdei (str): the VMM's SDEI mode: auto (kernel, else forward, else none), kernel, forward, none
+        dispatcher (str): the profile of the reference model that dispatches forwarded SDEI calls
+        console (str): the agent's console: fast (apflab-vmm's line device) or pl011
+        channel (str): the VMM channel to this host: virtio (virtio-serial), tcp (user network), none
+        vmm (bool): start the VMM; false gives a shell with dropbear (a board stand-in)
+        ssh_port (int): host port forwarded to L1's dropbear (0: no sshd)
+        virtualization (bool): boot L1 at EL2 (false: a kernel without KVM, for tests)
+        extra_append (str): more kernel command line (targets/qemu-kvm/init's switches)
+        qemu_bin (str): the QEMU binary
+        cpu (str): -cpu; ``max,pauth-impdef=on`` boots ~3x faster under TCG
+        channel_timeout (float): seconds from power-on to the VMM's HELLO on the channel
+        stop_timeout (float): seconds to wait for QEMU to quit before killing it
+    """
+
+    bindings: ClassVar[dict] = {}
+
+    kernel = attr.ib(default=DEFAULT_KERNEL, validator=attr.validators.instance_of(str))
+    smp = attr.ib(default=2, validator=attr.validators.instance_of(int))
+    memory = attr.ib(default="2048", converter=str)
+    vcpus = attr.ib(default=2, validator=attr.validators.instance_of(int))
+    sdei = attr.ib(default="auto", validator=attr.validators.in_(SDEI_MODES))
+    dispatcher = attr.ib(default="spec", validator=attr.validators.in_(sorted(PROFILES)))
+    console = attr.ib(default="fast", validator=attr.validators.in_(CONSOLES))
+    channel = attr.ib(default="virtio", validator=attr.validators.in_(CHANNELS))
+    vmm = attr.ib(default=True, validator=attr.validators.instance_of(bool))
+    ssh_port = attr.ib(default=0, validator=attr.validators.instance_of(int))
+    virtualization = attr.ib(default=True, validator=attr.validators.instance_of(bool))
+    extra_append = attr.ib(default="", validator=attr.validators.instance_of(str))
+    qemu_bin = attr.ib(default="qemu-system-aarch64", validator=attr.validators.instance_of(str))
+    cpu = attr.ib(default="max,pauth-impdef=on", validator=attr.validators.instance_of(str))
+    channel_timeout = attr.ib(default=60.0, converter=float)
+    stop_timeout = attr.ib(default=3.0, converter=float)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._proc: subprocess.Popen | None = None
+        self._listener: Listener | None = None
+        self.host: VmmHost | None = None
+        self.boots = 0
+
+    # ----------------------------------------------------------- command line
+
+    def config(self, channel_port: int | None = None) -> L1Config:
+        use_channel = self.vmm and self.channel != "none"
+        return L1Config(
+            kvm_image_dir(self.kernel),
+            smp=self.smp,
+            memory_mb=int(self.memory),
+            vcpus=self.vcpus,
+            sdei=self.sdei,
+            channel=self.channel if use_channel else "none",
+            channel_port=channel_port if use_channel else None,
+            ssh_port=self.ssh_port or None,
+            console=self.console,
+            start_vmm=self.vmm,
+            qemu_bin=self.qemu_bin,
+            cpu=self.cpu,
+            extra_append=self.extra_append,
+            virtualization=self.virtualization,
+        )
+
+    # ----------------------------------------------------------- lifecycle
+
+    def on_deactivate(self) -> None:
+        self.off()
+
+    @Driver.check_active
+    @step()
+    def on(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self.host = VmmHost(self.dispatcher, self.console)
+        port = None
+        if self.vmm and self.channel != "none":
+            self._listener = Listener()
+            port = self._listener.port
+        command = qemu_command(self.config(port))
+        if self._listener is not None:
+            self.host.serve_listener(self._listener, self.channel_timeout)
+        self._proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+        )
+        self.boots += 1
+
+    @Driver.check_active
+    @step()
+    def off(self) -> None:
+        proc, self._proc = self._proc, None
+        stop_process(proc, self.stop_timeout)
+        if self.host is not None:
+            self.host.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    @Driver.check_active
+    def cycle(self) -> None:
+        self.off()
+        self.on()
+
+    # ----------------------------------------------------------- console
+
+    @Driver.check_active
+    def write(self, data: bytes) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            raise OSError(f"the L1 QEMU is not running ({self.status()})")
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(data)
+
+    @Driver.check_active
+    def read(self, size: int = 1, timeout: float = 0.0, max_size: int | None = None) -> bytes:
+        data = read_stdout(self._proc, timeout, max_size)
+        if self.host is not None:
+            self.host.watch.feed(data)
+        return data
+
+    # ----------------------------------------------------------- health
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and self.failure() is None
+
+    def failure(self) -> str | None:
+        return self.host.failure() if self.host is not None else None
+
+    def status(self) -> str:
+        if self._proc is None:
+            return "not started"
+        code = self._proc.poll()
+        if code is None:
+            failure = self.failure()
+            return f"L1 running; {failure}" if failure else "L1 running"
+        err = ""
+        if self._proc.stderr is not None:
+            err = self._proc.stderr.read().decode(errors="replace").strip()
+        return f"L1 QEMU exited with status {code}" + (f": {err[-300:]}" if err else "")
+
+    def crash_tail(self, lines: int = 10) -> str:
+        return self.host.report() if self.host is not None else ""
+
+    def host_capabilities(self) -> frozenset[str]:
+        return self.host.capabilities() if self.host is not None else frozenset()
+
+    def capability_notes(self) -> dict[str, str]:
+        return self.host.notes() if self.host is not None else {}
+
+    def host_events(self) -> tuple[EventInfo, ...] | None:
+        return self.host.events() if self.host is not None else None
+
+
+class Status(enum.Enum):
+    unknown = 0
+    off = 1
+    guest = 2
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class QEMUKvmStrategy(Strategy):
+    """Binds to:
+        l1: QEMUKvmDriver (the nested KVM host)
+        guest: GuestProtocol (AgentDriver on it)
+
+    States: ``off`` (no L1), ``guest`` (L1 booted, the VMM announced, the agent answered
+    HELLO and the probe). A failure to get there is a StrategyError with its reason.
+    """
+
+    bindings: ClassVar[dict] = {"l1": "QEMUKvmDriver", "guest": "GuestProtocol"}
+
+    status = attr.ib(default=Status.unknown)
+
+    @never_retry
+    @step(args=["status"])
+    def transition(self, status: Status | str, *, step: object) -> None:
+        if not isinstance(status, Status):
+            status = Status[status]
+        if status == Status.unknown:
+            raise StrategyError(f"can not transition to {status}")
+        if status == self.status:
+            return
+        if status == Status.off:
+            self.target.deactivate(self.guest)
+            self.target.activate(self.l1)
+            self.l1.off()
+        else:
+            self.target.activate(self.guest)
+            try:
+                self.guest.guest()
+            except Exception as exc:  # TargetError, ImageError, OSError: the reason is in the message
+                raise StrategyError(f"qemu-kvm did not come up: {exc}") from None
+        self.status = status
