@@ -8,8 +8,10 @@ agent's protocol. :class:`ConsoleWatch` is fed every byte the driver reads and k
 * the announce line (:mod:`apflab.kvm.announce`): the SDEI mode and the host kernel;
 * the first **failure**: a host kernel oops or panic (its text, up to
   :data:`FAILURE_LINES` lines), the VMM's one-line error, its exit line, init's
-  ``vmm exited`` line. A failure means this boot of the target is over: the driver
-  reports it and the agent driver starts a fresh L1;
+  ``vmm exited`` line. A failure means this run of the agent's VM is over: the driver
+  reports it, and the agent driver starts a fresh VM (after a kernel failure in a
+  fresh L1);
+* whether init waits for a console line to start the next VMM (``apflab.after=wait``);
 * the console's last lines, for error messages.
 """
 
@@ -33,6 +35,8 @@ KERNEL_FAILURE = re.compile(
 #: line, and init's line after the VMM ended.
 VMM_ERROR = "apflab-vmm: error: "
 INIT_EXIT = re.compile(r"APFLAB-INIT vmm exited status=(-?\d+)")
+#: init waits for a console line before it starts the next VMM (apflab.after=wait).
+INIT_WAITING = "APFLAB-INIT waiting"
 #: Lines of an oops kept after its first line (the rest of it is in dmesg, not the console).
 FAILURE_LINES = 12
 TAIL_LINES = 40
@@ -49,6 +53,7 @@ class ConsoleWatch:
         self.failure_text: list[str] = []  # its lines (an oops's first lines)
         self.kind: str | None = None  # "kernel" or "vmm"
         self.vmm_exit: tuple[int, str] | None = None
+        self.init_waiting = False  # init waits for a line to start the next VMM
         self._collecting = 0
 
     def feed(self, data: bytes) -> None:
@@ -71,6 +76,9 @@ class ConsoleWatch:
         if self._collecting:
             self.failure_text.append(line)
             self._collecting -= 1
+        if line.startswith(INIT_WAITING):
+            self.init_waiting = True
+            return
         if line.startswith(PREFIX):
             try:
                 self.announce = parse_announce(line)
