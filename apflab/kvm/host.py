@@ -1,11 +1,16 @@
-"""The host side of one apflab-vmm run, whatever carries it (a nested L1 here, a board over SSH).
+"""The host side of apflab-vmm runs, whatever carries them (a nested L1 here, a board over SSH).
 
-:class:`VmmHost` puts together what the labgrid drivers of a KVM target share: the
-console watch (the announce line, oopses, the VMM's end), the channel to the VMM with
-the reference model as the dispatcher of forwarded SDEI calls and of the agent's host
-steps (:class:`ModelBridge`), and what the host offers the suites: capabilities, the
-event catalogue, and for the capabilities it cannot offer, the reason (a SKIP says it).
-The agent itself announces ``inject`` when its console says the host serves host steps.
+:class:`VmmHost` puts together what the labgrid drivers of a KVM target share, for one
+host boot (one L1, one SSH session):
+
+* the channel to the VMM (:class:`VmmPeer`) with the reference model as the dispatcher
+  of forwarded SDEI calls and of the agent's host steps (:class:`ModelBridge`); each VMM
+  that says HELLO on it is a new VM with a fresh model;
+* per VMM run, a :class:`ConsoleWatch` on the console: the announce line, oopses, the
+  VMM's end (:meth:`next_vm` starts the next run's);
+* what the host offers the suites: capabilities, the event catalogue, and for the
+  capabilities it cannot offer, the reason (a SKIP says it). The agent itself announces
+  ``inject`` when its console says the host serves host steps.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from apflab.model.platform import PLATFORMS
 
 
 class VmmHost:
-    """One boot of a KVM target: create a fresh one for every power-on."""
+    """One host boot: its channel (if any) and the watch of the current VMM run."""
 
     def __init__(self, dispatcher_profile: str, console: str) -> None:
         self.bridge = ModelBridge(dispatcher_profile)
@@ -31,7 +36,7 @@ class VmmHost:
         self.watch = ConsoleWatch()
         self.peer: VmmPeer | None = None
         self.channel_error: str | None = None
-        self._thread: threading.Thread | None = None
+        self.runs = 1
 
     # ------------------------------------------------------------- channel
 
@@ -44,11 +49,25 @@ class VmmHost:
             except (LinkTimeout, LinkClosed, PeerError, OSError) as exc:
                 self.channel_error = f"VMM channel: {exc}"
 
-        self._thread = threading.Thread(target=run, name="vmm-channel", daemon=True)
-        self._thread.start()
+        threading.Thread(target=run, name="vmm-channel", daemon=True).start()
 
     def serve_listener(self, listener: Listener, timeout: float) -> None:
         self.serve(lambda: listener.accept(timeout), timeout)
+
+    def end_vm(self) -> bool:
+        """Ask the running VMM to end (BYE); False when there is no channel to ask on."""
+        if self.peer is None or not self.peer.alive:
+            return False
+        try:
+            self.peer.link.send("BYE")
+        except LinkClosed:
+            return False
+        return True
+
+    def next_vm(self) -> None:
+        """The next VMM run on this host: a fresh watch (its HELLO gives the bridge a fresh model)."""
+        self.watch = ConsoleWatch()
+        self.runs += 1
 
     def close(self) -> None:
         if self.peer is not None:
@@ -57,7 +76,7 @@ class VmmHost:
     # ------------------------------------------------------------- health
 
     def failure(self) -> str | None:
-        """Why this boot of the target is over (an oops, the VMM's end, a broken channel), or None."""
+        """Why this VMM run is over (an oops, the VMM's end, a broken channel), or None."""
         if self.watch.failure is not None:
             return self.watch.failure
         if self.peer is not None and self.peer.error is not None:
@@ -65,9 +84,9 @@ class VmmHost:
         announce = self.watch.announce
         return self.channel_error if announce is not None and announce.channel is not None else None
 
-    def _forwarding_expected(self) -> bool:
-        announce = self.watch.announce
-        return announce is not None and announce.sdei == "forward"
+    def host_broken(self) -> bool:
+        """The host itself needs a fresh boot: its kernel failed, or the channel is gone."""
+        return self.watch.kind == "kernel" or (self.peer is not None and self.peer.error is not None)
 
     def report(self) -> str:
         """The failure's text (an oops's first lines) and the console's last lines."""
@@ -81,13 +100,12 @@ class VmmHost:
 
     # -------------------------------------------------------- capabilities
 
-    def forwarding(self) -> bool:
-        """SDEI calls go to the model bridge (mode forward, the channel up)."""
-        return self._forwarding_expected() and self.peer is not None and self.peer.alive
+    def _forwarding(self) -> bool:
+        announce = self.watch.announce
+        return announce is not None and announce.sdei == "forward"
 
     def capabilities(self) -> frozenset[str]:
-        announce = self.watch.announce
-        if announce is None:
+        if self.watch.announce is None:
             return frozenset()
         return frozenset({"kvm-vendor-hyp"})  # KVM answers the vendor-hypervisor calls in every mode
 
@@ -104,9 +122,10 @@ class VmmHost:
         notes = {"apf-host": no_apf, "migration": no_apf}
         if announce.sdei == "none":
             why = f"{kernel} has neither KVM_CAP_ARM_SDEI nor the SMCCC filter (Linux >= 6.4)"
-            notes.update(sdei=why, inject=why)
+            notes.update({"sdei": why, "inject": why, "in-handler-inject": why})
         elif announce.sdei == "kernel":
-            notes["inject"] = "in-kernel injection (v4 INJECT_EVENT) is not wired to the suites (abi.md 3.10)"
+            why = "in-kernel injection (v4 INJECT_EVENT) is not wired to the suites (abi.md 3.10)"
+            notes.update({"inject": why, "in-handler-inject": why})
         elif self.console != "fast":
             why = "the PL011 agent cannot reach its host (the fast console says when the host serves host steps)"
             notes.update({"inject": why, "in-handler-inject": why})
@@ -116,4 +135,4 @@ class VmmHost:
 
     def events(self) -> tuple[EventInfo, ...] | None:
         """The dispatcher's event catalogue when SDEI is forwarded to the model, else None."""
-        return PLATFORMS[self.dispatcher_profile].events if self._forwarding_expected() else None
+        return PLATFORMS[self.dispatcher_profile].events if self._forwarding() else None

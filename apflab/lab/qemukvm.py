@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import subprocess
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -107,7 +108,9 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
         self._proc: subprocess.Popen | None = None
         self._listener: Listener | None = None
         self.host: VmmHost | None = None
-        self.boots = 0
+        self._parked = False  # the VM ended, L1 up, init waiting for a line
+        self.boots = 0  # L1 boots
+        self.vm_starts = 0  # VMM runs (an L1 boot starts one)
 
     # ----------------------------------------------------------- command line
 
@@ -128,18 +131,36 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
             cpu=self.cpu,
             extra_append=self.extra_append,
             virtualization=self.virtualization,
+            after="wait" if self.vmm else "shell",
         )
 
     # ----------------------------------------------------------- lifecycle
+    #
+    # The target is the agent's VM; L1 is its host. off() ends the VM and, while L1 is
+    # healthy, leaves it up with init waiting for a console line (apflab.after=wait);
+    # on() then starts a fresh VM (a fresh VMM, a fresh model) in a fraction of an L1
+    # boot. After a host kernel failure, without a channel to end the VM on, or when the
+    # VM does not end within stop_timeout, off() stops L1 and on() boots a fresh one.
 
     def on_deactivate(self) -> None:
-        self.off()
+        self._stop_l1()
+
+    def _l1_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     @Driver.check_active
     @step()
     def on(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
+        if self._l1_running() and self._parked:
+            assert self.host is not None and self._proc is not None and self._proc.stdin is not None
+            self.host.next_vm()
+            self._parked = False
+            self._proc.stdin.write(b"\n")  # init starts the next VMM
+            self.vm_starts += 1
             return
+        if self._l1_running():
+            return
+        self._stop_l1()
         self.host = VmmHost(self.dispatcher, self.console)
         port = None
         if self.vmm and self.channel != "none":
@@ -152,11 +173,37 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
         )
         self.boots += 1
+        self.vm_starts += 1
 
     @Driver.check_active
     @step()
     def off(self) -> None:
+        if self._parked:
+            return
+        if self._park_vm():
+            self._parked = True
+        else:
+            self._stop_l1()
+
+    def _park_vm(self) -> bool:
+        """End the agent's VM and keep L1, init waiting; False when L1 has to go instead."""
+        host = self.host
+        if host is None or not self._l1_running() or host.host_broken() or self.channel != "virtio":
+            return False
+        watch = host.watch
+        if not watch.init_waiting and watch.vmm_exit is None and not host.end_vm():
+            return False
+        deadline = time.monotonic() + self.stop_timeout
+        while not watch.init_waiting:
+            left = deadline - time.monotonic()
+            if left <= 0 or host.host_broken() or not self._l1_running():
+                return False
+            self.read(timeout=min(left, 0.2))
+        return True
+
+    def _stop_l1(self) -> None:
         proc, self._proc = self._proc, None
+        self._parked = False
         stop_process(proc, self.stop_timeout)
         if self.host is not None:
             self.host.close()
@@ -188,7 +235,7 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
     # ----------------------------------------------------------- health
 
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None and self.failure() is None
+        return self._l1_running() and not self._parked and self.failure() is None
 
     def failure(self) -> str | None:
         return self.host.failure() if self.host is not None else None
