@@ -88,9 +88,9 @@ def test_scenario_a_lands_in_the_published_bands(seed: int) -> None:
 def test_scenario_b_reports_the_seeds_figures() -> None:
     """Per run: time and calculation with and without APF, query-migrate's figures, ~915 MB in 4 KB pages."""
     result = scenario_b(runs=2, seed=1)
-    assert len(result.rows) == 2
+    assert [r.calc_thread for r in result.rows] == [False, False, True, True], "both halves, as scenario A"
     for row in result.rows:
-        assert row.minus.calc_steps > 0 and row.plus.calc_steps > 0
+        assert (row.minus.calc_steps > 0 and row.plus.calc_steps > 0) == row.calc_thread
         assert row.minus.async_faults == 0 < row.plus.async_faults
         for stats in (row.migration_minus, row.migration_plus):
             assert stats is not None and stats.page_size == 4096

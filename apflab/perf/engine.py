@@ -36,6 +36,8 @@ class JobResult:
     sync_faults: int
     calc_cpu_s: float
     writer_wait_s: float  # time the writer spent waiting for pages (blocked or asleep)
+    #: Calculation done inside a window of the job (scenario B: the post-copy phase), if measured.
+    window_calc_steps: float | None = None
 
 
 class Job:

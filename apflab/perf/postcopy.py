@@ -45,6 +45,34 @@ class MigrationStats:
     postcopy_requests: int
 
 
+class _WindowMeter:
+    """How much the calculation thread ran between two moments of the guest's clock.
+
+    The job's clock moves in steps (a span of writes, a fault); the meter samples
+    (time, calculation CPU time) after each step and interpolates inside the step that
+    crosses an edge of the window.
+    """
+
+    def __init__(self, job: Job, start: float, end: float) -> None:
+        self.job, self.start, self.end = job, start, end
+        self.last = (job.t, job.calc_cpu)
+        self.at: dict[float, float] = {}
+        self.sample()
+
+    def sample(self) -> None:
+        t, calc = self.job.t, self.job.calc_cpu
+        t0, c0 = self.last
+        for edge in (self.start, self.end):
+            if edge not in self.at and t >= edge:
+                share = 1.0 if t == t0 else (edge - t0) / (t - t0)
+                self.at[edge] = c0 + (calc - c0) * min(1.0, max(0.0, share))
+        self.last = (t, calc)
+
+    def cpu_s(self) -> float:
+        """Calculation CPU seconds inside the window (to the job's end if it ends first)."""
+        return self.at.get(self.end, self.job.calc_cpu) - self.at.get(self.start, self.job.calc_cpu)
+
+
 class _Writer:
     """The writer's place in its passes, and what its next pages cost."""
 
@@ -99,10 +127,12 @@ def run_postcopy_job(p: Params, apf: bool, rng: random.Random) -> tuple[JobResul
     latency = p.request_rtt_us * 1e-6 + p.stream_backlog_kb * 1024 / (p.stream_mbps * MIB)
     host_cpu = p.uffd_cpu_us * 1e-6
     requests = 0
+    window = _WindowMeter(job, t_s, t_end)
     # The kernel's own working set faults first, at EL1: synchronous even with APF.
     for _ in range(min(p.kernel_ws_pages, n_post)):
         job.sync_fault(host_cpu, latency)
         requests += 1
+        window.sample()
     sweep = w.pages
     while sweep > 0 and not w.finished and job.t < t_end and n_post:
         p_miss = (n_post - rate * (job.t - t_s)) / (n_post - requests)
@@ -112,16 +142,20 @@ def run_postcopy_job(p: Params, apf: bool, rng: random.Random) -> tuple[JobResul
         gap = 0 if p_miss >= 1 else int(math.log(1.0 - u) / math.log(1.0 - p_miss))
         if gap >= sweep:
             w.write_pages(sweep)
+            window.sample()
             break
         if gap:
             w.write_pages(gap)
+            window.sample()
             sweep -= gap
         job.fault(host_cpu, latency)
         requests += 1
         w.write_pages(1)
+        window.sample()
         sweep -= 1
     while not w.finished:
-        w.write_pages(CHUNK_PAGES * 64)
+        w.write_pages(CHUNK_PAGES if job.t < t_end else CHUNK_PAGES * 64)
+        window.sample()
 
     post_s = n_post / rate
     total_s = setup + p.precopy_s + p.downtime_ms * 1e-3 + post_s
@@ -137,4 +171,6 @@ def run_postcopy_job(p: Params, apf: bool, rng: random.Random) -> tuple[JobResul
         pages_per_second=rate,
         postcopy_requests=requests,
     )
-    return job.result(), stats
+    result = job.result()
+    result.window_calc_steps = window.cpu_s() * p.calc_msteps_per_s * 1e6
+    return result, stats

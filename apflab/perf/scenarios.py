@@ -77,13 +77,14 @@ def scenario_a(runs: int = 5, seed: int = 1, params: Params = SCENARIO_A) -> Sce
 
 
 def scenario_b(runs: int = 5, seed: int = 1, params: Params = SCENARIO_B) -> ScenarioResult:
-    """Post-copy during the job: ``runs`` rows with the calculation thread (``-t``)."""
+    """Post-copy during the job: ``runs`` rows without -t, then ``runs`` with it, as scenario A."""
     title = "Scenario B: post-copy live migration (1 vCPU, 1024 MB, no cgroup limit, -l 50)"
     result = ScenarioResult("scenario-b", title, params)
-    calc = params.calc_thread
-    minus = sorted((run_postcopy_job(params, False, _rng(seed, i, False, calc)) for i in range(runs)), key=_time)
-    plus = sorted((run_postcopy_job(params, True, _rng(seed, i, True, calc)) for i in range(runs)), key=_time)
-    result.rows += [Row(calc, m[0], q[0], m[1], q[1]) for m, q in zip(minus, plus, strict=True)]
+    for calc in (False, True):
+        p = replace(params, calc_thread=calc)
+        minus = sorted((run_postcopy_job(p, False, _rng(seed, i, False, calc)) for i in range(runs)), key=_time)
+        plus = sorted((run_postcopy_job(p, True, _rng(seed, i, True, calc)) for i in range(runs)), key=_time)
+        result.rows += [Row(calc, m[0], q[0], m[1], q[1]) for m, q in zip(minus, plus, strict=True)]
     return result
 
 

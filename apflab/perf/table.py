@@ -72,6 +72,10 @@ def metrics(result: ScenarioResult) -> list[tuple[str, float, str]]:
         for col, values in columns.items():
             out.append((f"{cfg}.mean.{col}", round(mean(values), 6), COLUMNS[col]))
         out.append((f"{cfg}.mean.async_faults", mean(r.plus.async_faults for r in rows), "count"))
+        for side in ("minus", "plus"):
+            window = [getattr(r, side).window_calc_steps for r in rows]
+            if calc and None not in window:
+                out.append((f"{cfg}.mean.window_calc_{side}", round(mean(window) / 1e6, 6), "Msteps"))
     return out
 
 
@@ -123,12 +127,21 @@ def format_table(result: ScenarioResult) -> str:
             line += f", {mean(r.calc_change_pct or 0.0 for r in rows):+.1f}% calculation"
         line += f"; asynchronous page faults per run: {faults:,.0f}"
         lines.append(line)
-    migration = [(r.migration_minus, r.migration_plus) for r in result.rows if r.migration_minus and r.migration_plus]
-    if migration:
+        window = [r for r in rows if r.minus.window_calc_steps is not None and r.plus.window_calc_steps is not None]
+        if calc and window:
+            m = mean(r.minus.window_calc_steps or 0.0 for r in window) / 1e6
+            p = mean(r.plus.window_calc_steps or 0.0 for r in window) / 1e6
+            change = f" ({(p / m - 1) * 100:+.1f}%)" if m else ""
+            lines.append(f"  calculation during the post-copy window: {m:.0f}m without APF, {p:.0f}m with APF{change}")
+    for calc in (False, True):
+        migration = [(r.migration_minus, r.migration_plus) for r in result.group(calc)]
+        if not migration or any(a is None or b is None for a, b in migration):
+            continue
+        label = "with -t" if calc else "without -t"
         lines.append("")
-        lines.append("migration (query-migrate, mean of runs)   without APF   with APF")
+        lines.append(f"migration {label} (query-migrate, mean of runs)   without APF   with APF")
         for key, unit in MIGRATION_UNITS.items():
             m = mean(getattr(a, key) for a, _ in migration)
             p = mean(getattr(b, key) for _, b in migration)
-            lines.append(f"  {key:<38} {m:>11,.1f}   {p:>8,.1f} {unit}")
+            lines.append(f"  {key:<43} {m:>11,.1f}   {p:>8,.1f} {unit}")
     return "\n".join(lines)

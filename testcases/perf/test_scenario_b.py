@@ -23,12 +23,29 @@ def test_migration_volume(simulated) -> None:
             assert 915 * 0.9 <= stats.transferred_mb <= 915 * 1.1, f"{stats.transferred_mb:.0f} MB moved"
 
 
+@spec(SECTION, "two halves, as scenario A: runs without the calculation thread and runs with it (-t)")
+def test_both_halves(simulated) -> None:
+    result = simulated("scenario-b")
+    assert result.group(False) and result.group(True), "both halves are predicted"
+    assert len(result.group(False)) == len(result.group(True))
+
+
 @spec(SECTION, "figures per run: job time and calculation with and without APF, and the post-copy request count")
 def test_prediction_recorded(simulated) -> None:
     result = simulated("scenario-b")
-    assert result.rows, "no runs"
     for row in result.rows:
         assert row.minus.time_s > 0 and row.plus.time_s > 0
-        assert row.minus.calc_steps > 0 and row.plus.calc_steps > 0, "scenario B runs with -t"
+        if row.calc_thread:
+            assert row.minus.calc_steps > 0 and row.plus.calc_steps > 0, "-t runs a calculation"
+        else:
+            assert row.minus.calc_steps == 0 and row.plus.calc_steps == 0, "without -t nothing calculates"
         assert row.migration_minus.postcopy_requests > 0 and row.migration_plus.postcopy_requests > 0
         assert row.minus.async_faults == 0 and row.plus.async_faults > 0
+
+
+@spec(SECTION, "the calculation the guest gets during the post-copy window, with and without APF")
+def test_window_calculation(simulated) -> None:
+    for row in simulated("scenario-b").group(True):
+        for job in (row.minus, row.plus):
+            assert job.window_calc_steps is not None
+            assert 0 < job.window_calc_steps < job.calc_steps, "the window is part of the job"
