@@ -78,6 +78,8 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
         ssh_port (int): host port forwarded to L1's dropbear (0: no sshd)
         virtualization (bool): boot L1 at EL2 (false: a kernel without KVM, for tests)
         extra_append (str): more kernel command line (targets/qemu-kvm/init's switches)
+        fault (str): tests only: init's ``apflab.fault=KIND:N`` for the first L1 boot (a
+            host failure to recover from: panic, oops-line, kill-vmm, stuck-vcpu)
         qemu_bin (str): the QEMU binary
         cpu (str): -cpu; ``max,pauth-impdef=on`` boots ~3x faster under TCG
         channel_timeout (float): seconds from power-on to the VMM's HELLO on the channel
@@ -98,6 +100,7 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
     ssh_port = attr.ib(default=0, validator=attr.validators.instance_of(int))
     virtualization = attr.ib(default=True, validator=attr.validators.instance_of(bool))
     extra_append = attr.ib(default="", validator=attr.validators.instance_of(str))
+    fault = attr.ib(default="", validator=attr.validators.instance_of(str))
     qemu_bin = attr.ib(default="qemu-system-aarch64", validator=attr.validators.instance_of(str))
     cpu = attr.ib(default="max,pauth-impdef=on", validator=attr.validators.instance_of(str))
     channel_timeout = attr.ib(default=60.0, converter=float)
@@ -129,7 +132,9 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
             start_vmm=self.vmm,
             qemu_bin=self.qemu_bin,
             cpu=self.cpu,
-            extra_append=self.extra_append,
+            extra_append=" ".join(
+                [self.extra_append, *([f"apflab.fault={self.fault}"] if self.fault and not self.boots else [])]
+            ),
             virtualization=self.virtualization,
             after="wait" if self.vmm else "shell",
         )
@@ -240,7 +245,15 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
     def failure(self) -> str | None:
         return self.host.failure() if self.host is not None else None
 
+    def _drain(self) -> None:
+        """Read what the console has now (the watch sees the VMM's last words before a report)."""
+        if self._l1_running() and self.host is not None:
+            for _ in range(8):
+                if not self.read(timeout=0.05):
+                    break
+
     def status(self) -> str:
+        self._drain()
         if self._proc is None:
             return "not started"
         code = self._proc.poll()

@@ -118,6 +118,7 @@ struct vm {
 	char kernel_release[65];
 	struct channel *chan;
 	double answer_timeout, kick_timeout;
+	int test_stuck_vcpu; /* --test-stuck-vcpu: this vCPU ignores kicks (-1: none) */
 	atomic_int stopping;
 	atomic_int exit_status;
 	const char *exit_reason;
