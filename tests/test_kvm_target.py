@@ -33,9 +33,10 @@ from labgrid import Environment
 
 from apflab.abi import smccc
 from apflab.abi.sdei import Fn
-from apflab.guest import Guest, TargetError
+from apflab.guest import Guest, TargetError, Unsupported
 from apflab.images import cache_dir
 from apflab.images.kvm import KVM_HOST
+from apflab.model.platform import PLATFORMS
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(
@@ -141,3 +142,20 @@ def test_a_vcpu_that_never_leaves_kvm_run_is_bounded(make_env) -> None:
     guest.reset()
     assert (l1.boots, l1.vm_starts) == (1, 2)
     assert guest.call(smccc.SMCCC_VERSION).x[0] == SMCCC_1_1
+
+
+def test_sdei_in_the_kernel_on_a_kernel_without_it_is_refused_with_the_reason(make_env) -> None:
+    """lab.yaml's ``sdei: kernel`` (the series under test) on upstream 6.12: the VMM says what is missing."""
+    agent, _ = drivers(make_env(sdei="kernel"))
+    with pytest.raises(TargetError, match=r"--sdei kernel: kernel \S+ has no KVM_CAP_ARM_SDEI \(206\)"):
+        agent.guest()
+
+
+def test_skips_on_qemu_kvm_say_what_the_host_kernel_lacks(make_env) -> None:
+    agent, _ = drivers(make_env())
+    guest = agent.guest()
+    assert {"inject", "in-handler-inject", "multi-pe", "kvm-vendor-hyp", "sdei"} <= guest.info.capabilities
+    assert not guest.info.has("apf-host") and not guest.info.has("migration")
+    with pytest.raises(Unsupported, match=r"lacks capability 'apf-host'.*host kernel 6\.\S+ has no KVM_CAP_ARM_SDEI"):
+        guest.require("apf-host")
+    assert [ev.number for ev in guest.info.events] == [ev.number for ev in PLATFORMS["spec"].events]

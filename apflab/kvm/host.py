@@ -16,6 +16,7 @@ host boot (one L1, one SSH session):
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from apflab.guest import EventInfo
@@ -40,14 +41,25 @@ class VmmHost:
 
     # ------------------------------------------------------------- channel
 
-    def serve(self, connect: Callable[[], LineLink], timeout: float) -> None:
-        """In a thread: get the link (accept, or connect through a forward), then the VMM's HELLO."""
+    def serve(self, connect: Callable[[], LineLink], timeout: float, retry: bool = False) -> None:
+        """In a thread: get the link (accept, or connect through a forward), then the VMM's HELLO.
+
+        With ``retry``, a link that closes before HELLO is tried again until ``timeout``:
+        an SSH port forward accepts at once and closes when nothing listens on the board yet.
+        """
 
         def run() -> None:
-            try:
-                self.peer = VmmPeer(connect(), self.bridge, hello_timeout=timeout)
-            except (LinkTimeout, LinkClosed, PeerError, OSError) as exc:
-                self.channel_error = f"VMM channel: {exc}"
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    left = max(deadline - time.monotonic(), 0.1)
+                    self.peer = VmmPeer(connect(), self.bridge, hello_timeout=left)
+                    return
+                except (LinkTimeout, LinkClosed, PeerError, OSError) as exc:
+                    if not retry or time.monotonic() >= deadline:
+                        self.channel_error = f"VMM channel: {exc}"
+                        return
+                time.sleep(0.2)
 
         threading.Thread(target=run, name="vmm-channel", daemon=True).start()
 
@@ -55,8 +67,11 @@ class VmmHost:
         self.serve(lambda: listener.accept(timeout), timeout)
 
     def end_vm(self) -> bool:
-        """Ask the running VMM to end (BYE); False when there is no channel to ask on."""
-        if self.peer is None or not self.peer.alive:
+        """Ask the running VMM to end (BYE); False when there is no channel to ask on.
+
+        Not when the VMM has ended already: its successor on the same stream would read
+        the BYE first (it skips such lines, but need not see them)."""
+        if self.peer is None or not self.peer.alive or self.watch.failure is not None:
             return False
         try:
             self.peer.link.send("BYE")

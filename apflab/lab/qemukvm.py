@@ -35,14 +35,13 @@ from labgrid.protocol import ConsoleProtocol, PowerProtocol
 from labgrid.step import step
 from labgrid.strategy.common import Strategy, StrategyError, never_retry
 
-from apflab.guest import EventInfo
 from apflab.images import ImageError, cache_dir
 from apflab.images.kvm import DEFAULT_KERNEL, KERNEL_ENV, KvmHostImage
 from apflab.kvm.host import VmmHost
 from apflab.kvm.l1 import CHANNELS, CONSOLES, SDEI_MODES, L1Config, qemu_command
 from apflab.kvm.link import Listener
-from apflab.lab.health import TargetHealthProtocol
-from apflab.lab.qemuprocess import read_stdout, stop_process
+from apflab.lab.qemuprocess import stop_process
+from apflab.lab.vmmhealth import VmmHealth
 from apflab.profiles import PROFILES
 
 
@@ -61,7 +60,7 @@ def kvm_image_dir(kernel: str) -> Path:
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol):
+class QEMUKvmDriver(VmmHealth, Driver, ConsoleProtocol, PowerProtocol):
     """Binds to nothing.
 
     Args:
@@ -196,7 +195,7 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
         if host is None or not self._l1_running() or host.host_broken() or self.channel != "virtio":
             return False
         watch = host.watch
-        if not watch.init_waiting and watch.vmm_exit is None and not host.end_vm():
+        if watch.failure is None and not host.end_vm():
             return False
         deadline = time.monotonic() + self.stop_timeout
         while not watch.init_waiting:
@@ -216,11 +215,6 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
             self._listener.close()
             self._listener = None
 
-    @Driver.check_active
-    def cycle(self) -> None:
-        self.off()
-        self.on()
-
     # ----------------------------------------------------------- console
 
     @Driver.check_active
@@ -230,20 +224,10 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
         assert self._proc.stdin is not None
         self._proc.stdin.write(data)
 
-    @Driver.check_active
-    def read(self, size: int = 1, timeout: float = 0.0, max_size: int | None = None) -> bytes:
-        data = read_stdout(self._proc, timeout, max_size)
-        if self.host is not None:
-            self.host.watch.feed(data)
-        return data
-
     # ----------------------------------------------------------- health
 
     def alive(self) -> bool:
         return self._l1_running() and not self._parked and self.failure() is None
-
-    def failure(self) -> str | None:
-        return self.host.failure() if self.host is not None else None
 
     def _drain(self) -> None:
         """Read what the console has now (the watch sees the VMM's last words before a report)."""
@@ -264,18 +248,6 @@ class QEMUKvmDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProtocol
         if self._proc.stderr is not None:
             err = self._proc.stderr.read().decode(errors="replace").strip()
         return f"L1 QEMU exited with status {code}" + (f": {err[-300:]}" if err else "")
-
-    def crash_tail(self, lines: int = 10) -> str:
-        return self.host.report() if self.host is not None else ""
-
-    def host_capabilities(self) -> frozenset[str]:
-        return self.host.capabilities() if self.host is not None else frozenset()
-
-    def capability_notes(self) -> dict[str, str]:
-        return self.host.notes() if self.host is not None else {}
-
-    def host_events(self) -> tuple[EventInfo, ...] | None:
-        return self.host.events() if self.host is not None else None
 
 
 class Status(enum.Enum):
