@@ -151,11 +151,16 @@ def test_sdei_in_the_kernel_on_a_kernel_without_it_is_refused_with_the_reason(ma
         agent.guest()
 
 
-def test_skips_on_qemu_kvm_say_what_the_host_kernel_lacks(make_env) -> None:
-    agent, _ = drivers(make_env())
+def test_the_strategy_and_what_skips_say_the_host_kernel_lacks(make_env) -> None:
+    env = make_env()
+    agent, l1 = drivers(env)
+    strategy = env.get_target("qemu-kvm").get_driver("QEMUKvmStrategy", activate=False)
+    strategy.transition("guest")
     guest = agent.guest()
     assert {"inject", "in-handler-inject", "multi-pe", "kvm-vendor-hyp", "sdei"} <= guest.info.capabilities
     assert not guest.info.has("apf-host") and not guest.info.has("migration")
     with pytest.raises(Unsupported, match=r"lacks capability 'apf-host'.*host kernel 6\.\S+ has no KVM_CAP_ARM_SDEI"):
         guest.require("apf-host")
     assert [ev.number for ev in guest.info.events] == [ev.number for ev in PLATFORMS["spec"].events]
+    strategy.transition("off")
+    assert not l1.alive() and l1.status() == "not started"
