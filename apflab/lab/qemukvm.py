@@ -282,8 +282,7 @@ class QEMUKvmStrategy(Strategy):
             return
         if status == Status.off:
             self.target.deactivate(self.guest)
-            self.target.activate(self.l1)
-            self.l1.off()
+            self.target.deactivate(self.l1)  # stops L1 (off() alone would keep a healthy one)
         else:
             self.target.activate(self.guest)
             try:
