@@ -42,7 +42,7 @@ class L1Config:
     cpu: str = "max,pauth-impdef=on"  # pointer auth by QEMU's cheap algorithm: ~3x faster boot under TCG
     extra_append: str = ""
     virtualization: bool = True  # EL2 for the L1 kernel; False: a host kernel without KVM (tests)
-    after: str = "shell"  # init's action when the VMM exits: shell, poweroff, wait (for a console line)
+    after: str = "shell"  # init's action when the VMM exits: shell, poweroff, wait (for a line "go")
 
     def check(self) -> None:
         if self.channel not in CHANNELS:

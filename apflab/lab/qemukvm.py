@@ -141,7 +141,7 @@ class QEMUKvmDriver(VmmHealth, Driver, ConsoleProtocol, PowerProtocol):
     # ----------------------------------------------------------- lifecycle
     #
     # The target is the agent's VM; L1 is its host. off() ends the VM and, while L1 is
-    # healthy, leaves it up with init waiting for a console line (apflab.after=wait);
+    # healthy, leaves it up with init waiting for a console line "go" (apflab.after=wait);
     # on() then starts a fresh VM (a fresh VMM, a fresh model) in a fraction of an L1
     # boot. After a host kernel failure, without a channel to end the VM on, or when the
     # VM does not end within stop_timeout, off() stops L1 and on() boots a fresh one.
@@ -159,7 +159,7 @@ class QEMUKvmDriver(VmmHealth, Driver, ConsoleProtocol, PowerProtocol):
             assert self.host is not None and self._proc is not None and self._proc.stdin is not None
             self.host.next_vm()
             self._parked = False
-            self._proc.stdin.write(b"\n")  # init starts the next VMM
+            self._proc.stdin.write(b"\ngo\n")  # init starts the next VMM (the first \n ends a partial line)
             self.vm_starts += 1
             return
         if self._l1_running():
