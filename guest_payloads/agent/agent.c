@@ -830,9 +830,11 @@ static void cmd_reset(void)
 		reply_err("reset denied: an SDEI handler is still running");
 		return;
 	}
-	/* A signalled event 0 may still be pending in the interrupt controller: let it run out. */
+	/* A signalled event 0 may still be pending in the interrupt controller: let it run out.
+	 * Not where the host dispatches SDEI (host_steps): its state is all in the dispatcher,
+	 * which the resets above cleared. */
 	clear_session();
-	for (int c = 0; c < ncpus; c++) {
+	for (int c = 0; c < ncpus && !host_steps; c++) {
 		if (simple_call_on(c, FN_REGISTER, 0, (u64)sdei_entry, DRAIN_ARG, 0, 0) == 0) {
 			simple_call_on(c, FN_ENABLE, 0, 0, 0, 0, 0);
 			simple_call_on(c, FN_PE_UNMASK, 0, 0, 0, 0, 0);
