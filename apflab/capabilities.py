@@ -23,6 +23,10 @@ CAPABILITIES: dict[str, str] = {
     "apf-host": "the host side of asynchronous page faults: faults, clock, VMM commands (HOST ...)",
     "migration": "the VMM's SDEI and APF state can be saved and restored (HOST SAVE/LOAD/RESTORE)",
     "kvm-vendor-hyp": "the guest runs under KVM: its vendor-hypervisor service is KVM's",
+    "sdei-vmm": "the VMM can queue an SDEI event on a vCPU, as a v4 migration restore does (HOST VEVENT)",
+    "context": "the agent can run its main context with chosen PSTATE bits, ELR and SPSR (CTX)",
+    "pe-power": "a PE can be turned off and on again with PSCI CPU_OFF / CPU_ON (PSCI CYCLE)",
+    "system-reset": "the guest can reset the machine with PSCI SYSTEM_RESET and go on (PSCI RESET)",
 }
 
 

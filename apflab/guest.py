@@ -87,6 +87,15 @@ class Irq(Step):
 
 
 @dataclass(frozen=True)
+class Vevent(Step):
+    """The VMM queues an event on a vCPU (KVM_SDEI_CMD_SET_VEVENT) while the handler runs."""
+
+    operation: ClassVar[str] = "set_vevent"
+    pe: int
+    event: int
+
+
+@dataclass(frozen=True)
 class Read32(Step):
     """Read a 32-bit word of guest memory (the result is its value)."""
 
@@ -128,7 +137,7 @@ class Snapshot(Step):
     operation: ClassVar[str] = "save_state"
 
 
-HandlerStep = Call | Inject | Irq | Read32 | Write32 | Fault | Tick | Snapshot
+HandlerStep = Call | Inject | Irq | Vevent | Read32 | Write32 | Fault | Tick | Snapshot
 
 
 @dataclass(frozen=True)
@@ -213,11 +222,14 @@ class CallResult:
 
 @dataclass(frozen=True)
 class Regs:
-    """x0..x17, PC and PSTATE where the agent continued after its last call returned."""
+    """x0..x17, PC and PSTATE where the agent continued after its last call returned, and
+    the client EL's ELR and SPSR at that point (what an SDEI event must leave alone)."""
 
     x: tuple[int, ...]
     pc: int
     pstate: int
+    elr: int = 0
+    spsr: int = 0
 
 
 # ---------------------------------------------------------------- target facts
@@ -319,6 +331,8 @@ class TargetInfo:
             return True
         if ev.signalable and ev.number == sdei.EVENT_0:
             return True  # EVENT_SIGNAL, which every SDEI implementation has
+        if self.has("sdei-vmm"):
+            return True
         return ev.intid is not None and self.has("irq")
 
 
@@ -342,7 +356,11 @@ class Guest(abc.ABC):
         "select_pe",
         "regs",
         "inject",
+        "set_vevent",
         "raise_irq",
+        "set_context",
+        "power_cycle_pe",
+        "system_reset",
         "reset",
         "fault",
         "tick",
@@ -396,6 +414,27 @@ class Guest(abc.ABC):
     @abc.abstractmethod
     def raise_irq(self, intid: int, pe: int = 0) -> CallResult:
         """Host-side interrupt (capability ``irq``)."""
+
+    def set_vevent(self, pe: int, event: int) -> CallResult:
+        """The VMM queues ``event`` on vCPU ``pe`` as a migration restore does
+        (KVM_SDEI_CMD_SET_VEVENT, capability ``sdei-vmm``); x0 is the host's status."""
+        raise self._unsupported("sdei-vmm")
+
+    def set_context(self, pstate_bits: int, elr: int, spsr: int) -> None:
+        """From now on the agent's main context runs with ``pstate_bits`` (PAN, UAO, DIT, SSBS
+        at their SPSR positions) set, and ELR_ELc/SPSR_ELc hold ``elr``/``spsr``, so what a
+        dispatch inherits or disturbs shows (capability ``context``)."""
+        raise self._unsupported("context")
+
+    def power_cycle_pe(self, pe: int) -> None:
+        """PE ``pe`` calls PSCI CPU_OFF and PE 0 turns it back on with CPU_ON; it comes back
+        to the agent's loop (capability ``pe-power``)."""
+        raise self._unsupported("pe-power")
+
+    def system_reset(self) -> None:
+        """The guest calls PSCI SYSTEM_RESET; the agent comes back up on the reset machine,
+        whose SDEI state is left as the target leaves it (capability ``system-reset``)."""
+        raise self._unsupported("system-reset")
 
     @abc.abstractmethod
     def reset(self) -> None:
@@ -466,9 +505,19 @@ class Guest(abc.ABC):
             raise self._unsupported(capability, why)
 
     def trigger_steps(self, event: EventInfo, pe: int = 0) -> HandlerStep:
-        """The handler step that raises ``event`` on ``pe`` from inside a handler."""
+        """The handler step that raises ``event`` on ``pe`` from inside a handler.
+
+        EVENT_SIGNAL for event 0; else the host's injection, unless the target's profile
+        says that injection deadlocks (v4's INJECT_EVENT), where the VMM's SET_VEVENT is
+        the one injection that works; else the event's interrupt.
+        """
         if event.number == sdei.EVENT_0 and event.signalable:
             return Call(Fn.EVENT_SIGNAL, sdei.EVENT_0, self.info.mpidrs[pe])
+        inject = self.info.has("inject") and not self.info.profile.predicts("inject_event_deadlocks")
+        if inject:
+            return Inject(pe, event.number)
+        if self.info.has("sdei-vmm"):
+            return Vevent(pe, event.number)
         if self.info.has("inject"):
             return Inject(pe, event.number)
         if event.intid is not None and self.info.has("irq"):

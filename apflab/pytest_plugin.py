@@ -21,7 +21,7 @@ import pytest
 
 from apflab.guest import Guest, TargetError, TargetInfo, Unsupported
 from apflab.results import CaseRecord, Metric, ResultLog, provenance, summary_line
-from apflab.verdict import KFAIL_PREFIX, Expect, Verdict
+from apflab.verdict import KFAIL_PREFIX, CaseStopped, Expect, Verdict
 
 LOG_KEY = pytest.StashKey[ResultLog]()
 DEFAULT_TARGET = "model"
@@ -173,10 +173,28 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    checks = getattr(item, "funcargs", {}).get("expect")
     try:
-        return (yield)
+        result = yield
     except Unsupported as exc:
         pytest.skip(str(exc))
+    except CaseStopped:
+        result = None  # a predicted wedge: the checks so far decide
+    finally:
+        if isinstance(checks, Expect):
+            item.user_properties.extend(checks.properties())
+    if isinstance(checks, Expect):
+        _end_with_checks(checks)
+    return result
+
+
+def _end_with_checks(checks: Expect) -> None:
+    """End the case with the worst verdict of its checks (kvm-unit-tests goes on after each)."""
+    verdict, reason = checks.outcome()
+    if verdict is Verdict.FAIL:
+        pytest.fail(reason, pytrace=False)
+    if verdict is Verdict.KFAIL:
+        pytest.xfail(KFAIL_PREFIX + reason)
 
 
 def verdict_of(report: pytest.TestReport) -> Verdict:

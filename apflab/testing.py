@@ -28,6 +28,7 @@ from apflab.guest import (
     TargetInfo,
     Tick,
     Unsupported,
+    Vevent,
     Write32,
 )
 from apflab.verdict import WEDGED, Expect, Known
@@ -64,6 +65,7 @@ __all__ = [
     "TargetInfo",
     "Tick",
     "Unsupported",
+    "Vevent",
     "Write32",
     "not_applicable",
     "spec",

@@ -1,6 +1,6 @@
 """Fixtures the suites share: events of each kind, taken from the target's catalogue.
 
-SDEI has no discovery call (events come from DT/ACPI, abi.md 2.4), so the target's
+SDEI has no discovery call (events come from DT/ACPI: docs/reference/sdei-calls.md), so the target's
 configuration lists its events; a suite that needs a kind of event the target does not
 expose is skipped with that reason.
 """

@@ -1,4 +1,4 @@
-"""apflab.abi: encoders against the values quoted in abi.md (sections 1, 2, 4)."""
+"""apflab.abi: encoders against the values of DEN0028, DEN0054C and the series (docs/reference/)."""
 
 from __future__ import annotations
 

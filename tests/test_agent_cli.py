@@ -17,7 +17,7 @@ def test_version_over_stdio() -> None:
 
 def test_kvm_profile_version_is_1_0() -> None:
     r = run_apflab("agent", "--profile", "kvm-v4", input="CALL c4000020\n")
-    assert r.stdout.split()[1] == "1000000000000"  # 1 << 48: v4 returns 1.0, vendor 0 (abi.md 3.4)
+    assert r.stdout.split()[1] == "1000000000000"  # 1 << 48: v4 returns 1.0, vendor 0 (KVM SDEI v4 03/21)
 
 
 def test_bad_input_then_good() -> None:

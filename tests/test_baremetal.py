@@ -60,7 +60,7 @@ def test_hello_and_version(tmp_path: Path, target: str, conduit: str, el: int) -
         if target.startswith("qemu-tfa"):
             assert sdei.version_fields(version.x[0])[0] == 1  # TF-A implements SDEI (DEN0054 major 1)
         else:
-            assert version.ret == sdei.NOT_SUPPORTED  # QEMU's PSCI: no SDEI (qemu-lab-notes 4)
+            assert version.ret == sdei.NOT_SUPPORTED  # QEMU's PSCI: no SDEI (docs/reference/lab.md)
     finally:
         env.cleanup()
 
@@ -161,3 +161,24 @@ def test_unpredicted_wedge_fails_with_console_tail(tmp_path: Path) -> None:
     assert wedge["verdict"] == "FAIL"
     assert "no reply within 1 s" in wedge["reason"] and "assert" in wedge["reason"].lower()
     assert v["test_private_event[rEG-DISPATCH]"]["verdict"] == "PASS"
+
+
+def test_blank_lines_get_no_reply(tfa_env: Environment) -> None:
+    """The C agent answers a line of only spaces (CRs dropped) with nothing, as `apflab agent`
+    does (docs/agent-protocol.md, Framing): the next reply belongs to the next request."""
+    import time
+
+    guest = tfa_env.get_target("main").get_driver("AgentDriver").guest()
+    stream = guest.inner.stream
+    stream.write(b"\n   \n\r\n \r \nCALL c4000020\n")
+    replies = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        try:
+            line = guest.inner._readline(deadline)
+        except TargetError:
+            break  # nothing more within the bound
+        if line.split()[:1] and line.split()[0] in ("OK", "ERR", "EV", "REGS", "HELLO"):
+            replies.append(line)
+    assert len(replies) == 1 and replies[0].startswith("OK "), replies
+    assert sdei.version_fields(int(replies[0].split()[1], 16))[0] == 1

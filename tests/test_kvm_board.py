@@ -9,7 +9,7 @@ under test, /dev/kvm present), RemoteVmmDriver copying apflab-vmm and the agent 
 and starting the VMM there, the VMM channel through the SSH port forward to the model
 bridge here, AgentDriver on the VMM's SSH session.
 
-Expected values: KVM's SMCCC_VERSION 1.1 and vendor UID (DEN0028, abi.md 1.6), SDEI 1.1
+Expected values: KVM's SMCCC_VERSION 1.1 and vendor UID (DEN0028; Linux arm-smccc.h), SDEI 1.1
 from the spec model (DEN0054C), the handler entry of DEN0054C 5.1.2 (x0 event, x1 argument).
 """
 

@@ -2,7 +2,7 @@
 
 The peer is a FAKE standing in for apflab-vmm on a kernel with the v4 series (none runs
 here: docs/vmm-channel.md, "What ran where"). It checks the bytes the host sends for
-each command against the v4 layouts (abi.md 3.7, 4.11: kvm_sdei_cmd's union at offset 8,
+each command against the v4 layouts (KVM SDEI v4 15/21-17/21 and KVM APF v4 10/15: kvm_sdei_cmd's union at offset 8,
 num as a little-endian u64; kvm_sdei_vcpu_state: masked at 0, critical_num at 8,
 normal_num at 16, then two kvm_sdei_vcpu_regs of 160 bytes) and answers with RES lines.
 """
@@ -27,9 +27,9 @@ def scripted(script: list[tuple[str, str | None]]) -> tuple[KernelSdei, Callable
     """A fake kernel-mode VMM that expects each line of ``script`` in turn and sends its answer (None: silence)."""
     vmm_sock, host_sock = socket.socketpair()
     fake = LineLink.from_socket(vmm_sock, "fake VMM (v4 kernel)")
-    fake.send("HELLO 1 vcpus=2 sdei=kernel kernel=5.14.2-sdei-v4")
+    fake.send("HELLO 2 vcpus=2 sdei=kernel kernel=5.14.2-sdei-v4")
     peer = VmmPeer(LineLink.from_socket(host_sock, "host"), None, hello_timeout=5)
-    assert fake.readline(5) == "HELLO 1"
+    assert fake.readline(5) == "HELLO 2"
     seen: list[str] = []
 
     def vmm() -> None:
@@ -94,7 +94,7 @@ def test_kevent_iteration_ends_at_enoent() -> None:
 
 
 def test_refusals_carry_the_kernels_errno() -> None:
-    ctl, done = scripted([("APF 0 6 400000001", "RES 0 -5 400000001")])  # SET_CONTROL -> EIO (abi.md 4.11)
+    ctl, done = scripted([("APF 0 6 400000001", "RES 0 -5 400000001")])  # SET_CONTROL -> EIO (KVM APF v4 10/15)
     with pytest.raises(HostCommandError) as info:
         ctl.apf(0, apf.Command.SET_CONTROL, 0x4_0000_0001)
     assert info.value.errno == 5

@@ -50,7 +50,7 @@ def image_dir(tmp_path: Path) -> Path:
 def test_l1_runs_at_el2_with_a_gicv3(image_dir: Path) -> None:
     cmd = qemu_command(L1Config(image_dir, channel="virtio", channel_port=4444, ssh_port=2222))
     machine = cmd[cmd.index("-M") + 1]
-    assert "virtualization=on" in machine and "gic-version=3" in machine  # kvm-nested.md 1
+    assert "virtualization=on" in machine and "gic-version=3" in machine  # docs/reference/lab.md, nested KVM
     assert "socket,id=apflab-channel,host=127.0.0.1,port=4444" in cmd
     assert any("hostfwd=tcp:127.0.0.1:2222-:22" in a for a in cmd)
     assert "apflab.channel=virtio:apflab.channel" in cmd[-1]

@@ -3,7 +3,7 @@
 No fakes: Linux 6.12 with KVM under QEMU, apflab-vmm, the agent, and the model bridge
 serving the SDEI calls the SMCCC filter forwards. Expected values are KVM's and the
 specs': SMCCC_VERSION 1.1 and KVM's vendor UID (DEN0028; measured on this kernel in
-shared/reference/kvm-nested.md 2), SDEI 1.1 from the spec model (DEN0054C), and the
+docs/reference/lab.md, "Nested KVM under QEMU TCG"), SDEI 1.1 from the spec model (DEN0054C), and the
 handler entry registers of DEN0054 (x0 event, x1 argument, x2/x3 interrupted PC and
 PSTATE, PSTATE = EL1h with D, A, I, F masked). The qemu-kvm target's suites (phase 2)
 go much further; this is the smoke test of the layers below them.

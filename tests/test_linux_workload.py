@@ -94,7 +94,7 @@ def _result(time_s: float, calc_m: int = 0) -> WorkloadResult:
     return WorkloadResult(1, 1024, 2 if calc_m else 1, time_s, calc_m * 1_000_000, 0, 0, None)
 
 
-#: seed-results.md scenario A: (Time-, Calculation-, Time+, Output), all ten rows.
+#: Scenario A (docs/reference/apf-seed-results.md): (Time-, Calculation-, Time+, Output), all ten rows.
 SEED_A = [
     (13.214, 0, 14.072, "+6.4%"),
     (13.329, 0, 14.150, "+6.1%"),

@@ -1,6 +1,7 @@
 """The performance model (apflab.perf): parameters, fault geometry, mechanisms, the seed's bands.
 
-Expected numbers come from seed-results.md (the bands, the fault count) or from the
+Expected numbers come from the series' published results
+(docs/reference/apf-seed-results.md: the bands, the fault count) or from the
 parameters themselves computed independently here (page counts, per-fault costs).
 """
 
@@ -78,7 +79,7 @@ def test_the_same_seed_gives_the_same_table() -> None:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_scenario_a_lands_in_the_published_bands(seed: int) -> None:
-    """seed-results.md: +5.0..+6.4 % without -t, -36..-42 % with -t, about 55,000 APFs."""
+    """APF v4 00/15, scenario A: +5.0..+6.4 % without -t, -36..-42 % with -t, about 55,000 APFs."""
     result = scenario_a(runs=5, seed=seed)
     assert 5.0 <= mean(r.time_change_pct for r in result.group(False)) <= 6.4
     assert -42.0 <= mean(r.time_change_pct for r in result.group(True)) <= -36.0

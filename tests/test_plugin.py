@@ -111,3 +111,47 @@ def test_testcase_without_spec_is_refused(tmp_path: Path) -> None:
     finally:
         (ROOT / "testcases" / "test_zz_nospec_tmp.py").unlink()
     assert r.returncode == 4 and "without @spec" in r.stderr
+
+
+SOFT_CASES = """
+from apflab.testing import Expect, Known, spec
+
+
+@spec("DEN0054C 5.1.12", "soft checks: a known deviation does not end the case")
+def test_soft(expect: Expect) -> None:
+    expect(-3, 0, "PE_MASK on a masked PE", Known("pe_mask_state_denied", -3))
+    expect(1, 1, "a check that holds")
+    expect(5, 4, "a later check that fails")
+
+
+@spec("DEN0054C 5.1.12", "soft checks: only known deviations make a KFAIL, each one listed")
+def test_known_only(expect: Expect) -> None:
+    expect(-3, 0, "PE_MASK on a masked PE", Known("pe_mask_state_denied", -3))
+    expect(0, 1, "PE_MASK that masked", Known("pe_mask_returns_zero", 0))
+"""
+
+
+def test_checks_go_on_after_a_known_deviation(tmp_path: Path) -> None:
+    """kvm-unit-tests reports every check: a KFAIL check does not hide a later FAIL, and the
+    JUnit lists every failed and known check; the verdict is the worst (FAIL > KFAIL > PASS)."""
+    path = ROOT / "testcases" / "test_zz_soft_tmp.py"
+    path.write_text(SOFT_CASES)
+    junit = tmp_path / "j.xml"
+    try:
+        r = run_pytest(str(path.relative_to(ROOT)), "--target", "model-kvm-v4", "--apflab-junit", str(junit))
+    finally:
+        path.unlink()
+    cases = {TestCase.fromelem(c).name: TestCase.fromelem(c) for s in JUnitXml.fromfile(str(junit)) for c in s}
+    soft = {p.name: p.value for p in cases["test_soft"].properties()}
+    known = {p.name: p.value for p in cases["test_known_only"].properties()}
+    assert soft["verdict"] == "FAIL", soft
+    assert "a later check that fails" in soft["reason"]
+    assert soft["check_known_1"].startswith("pe_mask_state_denied: PE_MASK on a masked PE")
+    assert soft["check_failed_1"].startswith("a later check that fails: got 5")
+    assert known["verdict"] == "KFAIL", known
+    assert [known["check_known_1"].split(":")[0], known["check_known_2"].split(":")[0]] == [
+        "pe_mask_state_denied",
+        "pe_mask_returns_zero",
+    ]
+    assert "check_failed_1" not in known
+    assert r.returncode == 1

@@ -16,7 +16,22 @@ from hypothesis import strategies as st
 from apflab.agent import grammar as g
 from apflab.agent import protocol as p
 from apflab.agent.server import AgentServer
-from apflab.guest import Call, Delivery, Fault, Guest, Handler, Inject, Irq, Landing, Read32, Snapshot, Tick, Write32
+from apflab.guest import (
+    Call,
+    Delivery,
+    Fault,
+    Guest,
+    Handler,
+    Inject,
+    Irq,
+    Landing,
+    Read32,
+    Regs,
+    Snapshot,
+    Tick,
+    Vevent,
+    Write32,
+)
 from apflab.model.guest import ModelGuest
 from apflab.profiles import SPEC
 
@@ -35,6 +50,7 @@ steps = st.one_of(
     st.builds(lambda f, a: Call(f, *a), u64, st.lists(u64, max_size=4)),
     st.builds(Inject, st.integers(0, 63), u64),
     st.builds(Irq, st.integers(0, 63), st.integers(0, 1019)),
+    st.builds(Vevent, st.integers(0, 63), u64),
     st.builds(Read32, u64),
     st.builds(Write32, u64, st.integers(0, 0xFFFFFFFF)),
     st.builds(Fault, st.integers(0, 63), u64, st.booleans()),
@@ -87,6 +103,11 @@ def test_handler_round_trip(arg: int, handler: Handler) -> None:
     assert p.parse_request(p.format_request(req)) == req
 
 
+def test_regs_round_trip() -> None:
+    regs = Regs(tuple(range(18)), 0x40080104, 0x3C5, 0x4008_0F00, 0xA0000000)
+    assert p.parse_regs(p.format_regs(regs)) == regs
+
+
 def test_ev_round_trip() -> None:
     d = Delivery(3, 1, 2, (0x40400000, 7, 0x40080104, 0x3C5), 0x3C5, (0, -3, 7), Landing(1, 2, 3, 4), -2)
     assert p.parse_ev(p.format_ev(d)) == d
@@ -136,7 +157,7 @@ def test_arity_error_names_the_synopsis(server: AgentServer) -> None:
 @given(st.text(max_size=80))
 def test_random_text_never_raises(line: str) -> None:
     server = AgentServer(ModelGuest("model", SPEC, pes=2))
-    for reply in server.handle_line(line) if line.strip() else []:
+    for reply in [] if p.is_blank(line) else server.handle_line(line):
         assert reply.split()[0] in ("OK", "ERR", "EV", "HELLO", "REGS", "BLOB")
 
 
@@ -148,6 +169,15 @@ def test_session_goes_on_after_errors(server: AgentServer) -> None:
     assert [line.split()[0] for line in lines] == ["ERR", "ERR", "ERR", "OK"]
     assert "too long" in lines[2]
     assert lines[3] == "OK 1000100000000 0 0 0"
+
+
+def test_blank_lines_get_no_reply(server: AgentServer) -> None:
+    """A line of only spaces (CRs dropped) is not a request; a tab is not a space: ERR."""
+    stream = b"\n   \n\r\n \r \nCALL c4000020\r\n\t\nREGS\n"
+    out = io.BytesIO()
+    server.serve(io.BytesIO(stream), out)
+    lines = out.getvalue().decode().splitlines()
+    assert [line.split()[0] for line in lines] == ["OK", "ERR", "REGS"], lines
 
 
 def test_hello_fields(server: AgentServer) -> None:
@@ -189,7 +219,10 @@ def test_c_agent_parses_exactly_the_baremetal_requests() -> None:
     source = _agent_c()
     dispatch = source[source.index("static void dispatch_line") :]
     commands = set(re.findall(r'streq_ci\(c, "([A-Z]+)"\)', dispatch))
-    assert commands == {r.keyword for r in g.REQUESTS if r.baremetal}
+    baremetal = [r.keyword.split() for r in g.REQUESTS if r.baremetal]
+    assert commands == {k[0] for k in baremetal}
+    for words in baremetal:  # a request of two words: the second is matched in tokens[1]
+        assert len(words) == 1 or f'streq_ci(tokens[1], "{words[1]}")' in source, words
 
 
 def test_c_agent_parses_exactly_the_baremetal_steps() -> None:
@@ -225,10 +258,10 @@ def test_tick_step_runs_inside_a_handler() -> None:
 
     server = AgentServer(ModelGuest("model", KVM_V4, pes=1))
     event, ep = 0x40400000, int(p.parse_hello(server.handle_line("HELLO")[0])[1]["ep"], 16)
-    assert server.handle_line("HANDLER 7 COMPLETE 0 ; TICK 40 ; c4000028 40400000") == ["OK"]
+    assert server.handle_line("HANDLER 7 COMPLETE 0 ; TICK 40 ; c4000020") == ["OK"]
     for line in (f"CALL c4000021 {event:x} {ep:x} 7 0 0", f"CALL c4000022 {event:x}", "CALL c400002c"):
         assert server.handle_line(line)[-1].startswith("OK 0"), line
-    replies = server.handle_line(f"INJECT 0 {event:x}")
+    replies = server.handle_line(f"HOST VEVENT 0 {event:x}")
     entries = [p.parse_ev(r) for r in replies if r.startswith("EV")]
-    # No fault is outstanding: the tick finishes none (0); STATUS inside: registered, enabled, running.
-    assert [d.results for d in entries] == [(0, 0b111)]
+    # No fault is outstanding: the tick finishes none (0); then VERSION (v4: 1.0, vendor 0).
+    assert [d.results for d in entries] == [(0, 1 << 48)]

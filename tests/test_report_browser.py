@@ -104,7 +104,7 @@ def test_the_report_renders_in_chromium(runs: tuple[Path, Path], chromium: str, 
     assert attrs["data-plots-loaded"] == attrs["data-plots"]
     assert int(attrs["data-matrix-rows"]) > 5
     assert 'id="matrix"' in r.stdout and "model-kvm-v4 (kvm-v4)" in r.stdout and "KFAIL" in r.stdout
-    assert "seed-results.md Scenario A" in r.stdout
+    assert "APF v4 00/15 scenario A" in r.stdout
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """AArch64 register layouts the SDEI tests read: PSTATE in SPSR encoding, MPIDR affinity.
 
-Arm ARM (DDI 0487) "SPSR_ELx" and "MPIDR_EL1"; data and encoders only.
+Arm ARM (DDI 0487) "SPSR_ELx", "MPIDR_EL1" and the pseudocode AArch64.TakeException();
+data and encoders only (docs/reference/sdei-dispatch.md).
 """
 
 from __future__ import annotations
@@ -8,6 +9,20 @@ from __future__ import annotations
 SPSR_DAIF_SHIFT = 6  # F=6, I=7, A=8, D=9
 SPSR_NZCV_SHIFT = 28
 DAIF_ALL = 0xF
+
+# PSTATE bits beyond NZCV, DAIF and M[4:0], at their SPSR positions (Arm ARM "SPSR_EL1").
+PSTATE_NRW = 1 << 4  # M[4]: 1 = AArch32
+PSTATE_BTYPE = 0b11 << 10  # FEAT_BTI
+PSTATE_SSBS = 1 << 12  # FEAT_SSBS
+PSTATE_IL = 1 << 20
+PSTATE_SS = 1 << 21
+PSTATE_PAN = 1 << 22  # FEAT_PAN
+PSTATE_UAO = 1 << 23  # FEAT_UAO
+PSTATE_DIT = 1 << 24  # FEAT_DIT
+PSTATE_TCO = 1 << 25  # FEAT_MTE
+#: The bits a guest can set in its own PSTATE with MSR (immediate): what a test may plant in
+#: the interrupted context to see what the handler inherits.
+PSTATE_SETTABLE = PSTATE_SSBS | PSTATE_PAN | PSTATE_UAO | PSTATE_DIT
 
 MPIDR_RES1 = 1 << 31
 MPIDR_AFFINITY_MASK = 0xFF00FFFFFF
@@ -36,11 +51,14 @@ def pstate_daif(pstate: int) -> int:
 
 
 def exception_entry_pstate(interrupted: int, el: int) -> int:
-    """PSTATE after taking an exception to ``el`` with SP_ELx and all of DAIF masked.
+    """PSTATE after taking an exception to ``el`` (Arm ARM AArch64.TakeException()).
 
-    NZCV is carried over, as on a real exception entry (Arm ARM TakeException()).
+    Mode ELxh, D, A, I, F set; NZCV and DIT unchanged; SS, IL, BTYPE and UAO cleared; SSBS
+    set from SCTLR_ELx.DSSBS and PAN set when SCTLR_ELx.SPAN is 0, for a PE that has both
+    features and runs with DSSBS = 0 and SPAN = 1 (PAN unchanged); TCO is 0 without MTE.
     """
-    return make_pstate(el, sp=1, daif=DAIF_ALL, nzcv=(interrupted >> SPSR_NZCV_SHIFT) & 0xF)
+    kept = interrupted & (PSTATE_DIT | PSTATE_PAN)
+    return kept | make_pstate(el, sp=1, daif=DAIF_ALL, nzcv=(interrupted >> SPSR_NZCV_SHIFT) & 0xF)
 
 
 def mpidr_for(index: int) -> int:

@@ -1,8 +1,8 @@
 """SDEI (Arm DEN0054) function IDs, return codes and constants.
 
-Data and encoders only. Values from ``shared/reference/abi.md`` section 2 and
-``sdei-spec-points.md`` (which wins where they differ): only the SMC64 IDs
-0xC4000020..0xC4000032 exist (spec point 1).
+Data and encoders only. Values from DEN0054C chapter 5 and Linux's
+``include/uapi/linux/arm_sdei.h`` (docs/reference/sdei-calls.md): only the SMC64 IDs
+0xC4000020..0xC4000032 exist (DEN0054C 5.1).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def is_sdei_fid(fid: int) -> bool:
     return (fid & FN_MASK) == FN_BASE
 
 
-# Return codes (abi.md 2.2).
+# Return codes (DEN0054C 5.1; Linux arm_sdei.h).
 SUCCESS = 0
 NOT_SUPPORTED = -1
 INVALID_PARAMETERS = -2
@@ -91,7 +91,7 @@ def error_name(value: int) -> str:
     return ERROR_NAMES.get(value, hex(value))
 
 
-# VERSION encoding (abi.md 2.3; spec point 10).
+# VERSION encoding (DEN0054C 5.1.1).
 VERSION_MAJOR_SHIFT = 48
 VERSION_MAJOR_MASK = 0x7FFF
 VERSION_MINOR_SHIFT = 32
@@ -117,10 +117,10 @@ def version_fields(value: int) -> tuple[int, int, int]:
 
 
 class Info(enum.IntEnum):
-    """EVENT_GET_INFO info types (abi.md 2.8)."""
+    """EVENT_GET_INFO info types (DEN0054C 5.1.10.2)."""
 
     EV_TYPE = 0
-    EV_SIGNALED = 1  # spec: 0 = can be signalled, 1 = cannot (spec point 2)
+    EV_SIGNALED = 1  # DEN0054C 5.1.10.2: 0 = can be signalled, 1 = cannot
     EV_PRIORITY = 2
     EV_ROUTING_MODE = 3
     EV_ROUTING_AFF = 4
@@ -148,7 +148,7 @@ REGISTER_FLAG_RELATIVE = 1 << 1
 
 
 class Feature(enum.IntEnum):
-    """SDEI_FEATURES feature numbers (spec point 9)."""
+    """SDEI_FEATURES feature numbers (DEN0054C 5.1.17)."""
 
     BIND_SLOTS = 0
     RELATIVE_MODE = 1
@@ -163,7 +163,7 @@ def make_bind_slots(private: int, shared: int) -> int:
     return (shared & 0xFFFF) << 16 | (private & 0xFFFF)
 
 
-# EVENT_STATUS bits (abi.md 2.9).
+# EVENT_STATUS bits (DEN0054C 5.1.9).
 STATUS_REGISTERED = 1 << 0
 STATUS_ENABLED = 1 << 1
 STATUS_RUNNING = 1 << 2
@@ -172,7 +172,7 @@ STATUS_RUNNING = 1 << 2
 EV_HANDLED = 0
 EV_FAILED = 1
 
-#: Event 0: the only standard event, private and software-signalled (spec point 4).
+#: Event 0: the only standard event, private and software-signalled (DEN0054C 5.1.16).
 EVENT_0 = 0
 
 #: EVENT_CONTEXT accepts register indices 0..17 (x0-x17); 18 is the first invalid one.

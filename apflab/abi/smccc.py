@@ -1,7 +1,7 @@
 """SMC Calling Convention (Arm DEN0028) function IDs, encoders and return codes.
 
 Data and encoders only: nothing here decides behaviour. Every value is from
-``shared/reference/abi.md`` section 1 (sources G-smccc and TF-A ``smccc.h``).
+DEN0028 as Linux's ``include/linux/arm-smccc.h`` and TF-A's ``smccc.h`` encode it (docs/reference/smccc.md).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Convention(enum.IntEnum):
 
 
 class Owner(enum.IntEnum):
-    """Owning Entity Numbers, bits 29:24 (abi.md 1.2)."""
+    """Owning Entity Numbers, bits 29:24 (DEN0028)."""
 
     ARCH = 0
     CPU = 1
@@ -52,7 +52,7 @@ class Owner(enum.IntEnum):
 
 @dataclass(frozen=True)
 class FunctionId:
-    """A decoded SMCCC function ID (abi.md 1.1)."""
+    """A decoded SMCCC function ID (DEN0028)."""
 
     call_type: CallType
     convention: Convention
@@ -85,14 +85,14 @@ def decode(fid: int) -> FunctionId:
     )
 
 
-# Return codes (abi.md 1.4, DEN0028 "Return codes").
+# Return codes (DEN0028 "Return codes").
 SUCCESS = 0
 NOT_SUPPORTED = -1
 NOT_REQUIRED = -2
 INVALID_PARAMETER = -3
 ARCH_WORKAROUND_RET_UNAFFECTED = 1
 
-# Architecture calls (abi.md 1.5).
+# Architecture calls (DEN0028).
 SMCCC_VERSION = 0x80000000
 SMCCC_ARCH_FEATURES = 0x80000001
 SMCCC_ARCH_SOC_ID = 0x80000002
@@ -116,7 +116,7 @@ VERSION_1_0 = version(1, 0)
 VERSION_1_1 = version(1, 1)
 VERSION_1_2 = version(1, 2)
 
-# KVM vendor hypervisor service (abi.md 1.6).
+# KVM vendor hypervisor service (Linux arm-smccc.h; KVM APF v4 08/15).
 VENDOR_HYP_CALL_UID = 0x8600FF01
 KVM_UID_WORDS = (0xB66FB428, 0xE911C52E, 0x564BCAA9, 0x743A004D)
 KVM_UUID = "28b46fb6-2ec5-11e9-a9ca-4b564d003a74"
@@ -126,7 +126,7 @@ KVM_FUNC_ASYNC_PF = 0x86000002
 
 
 class KvmFeature(enum.IntEnum):
-    """Bits of the ARM_SMCCC_KVM_FUNC_FEATURES bitmap (abi.md 1.6)."""
+    """Bits of the ARM_SMCCC_KVM_FUNC_FEATURES bitmap (Linux arm-smccc.h; KVM APF v4 08/15)."""
 
     FEATURES = 0
     PTP = 1

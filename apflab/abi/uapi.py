@@ -1,6 +1,6 @@
-"""The v4 series' KVM uAPI structures, byte-exact (abi.md 3.7 and 4.11; LP64, little endian).
+"""The v4 series' KVM uAPI structures, byte-exact (KVM SDEI v4 16/21-17/21, APF v4 10/15; LP64, little endian).
 
-Layouts and sizes are the ones abi.md derives from the field lists with natural
+Layouts and sizes derive from the field lists with natural
 alignment: kvm_sdei_event_state 24, kvm_sdei_kvm_event_state 8344,
 kvm_sdei_vcpu_event_state 16, kvm_sdei_vcpu_regs 160, kvm_sdei_vcpu_state 344,
 kvm_sdei_cmd 8352, kvm_arm_async_pf_cmd 16, kvm_vcpu_pv_apf_data 68.

@@ -20,7 +20,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from apflab.abi.smccc import MASK64
-from apflab.guest import Call, Fault, Handler, HandlerStep, Inject, Irq, Read32, Snapshot, Tick, Write32
+from apflab.guest import Call, Fault, Handler, HandlerStep, Inject, Irq, Read32, Snapshot, Tick, Vevent, Write32
 
 VERSION = 1
 MAX_LINE = 512
@@ -187,6 +187,7 @@ STEPS: tuple[StepSpec, ...] = (
     StepSpec(None, Call, baremetal=True, meaning="an SMCCC call; the result is its x0"),
     StepSpec("INJECT", Inject, baremetal=True, meaning="a host-side injection; the result is the host's status"),
     StepSpec("IRQ", Irq, baremetal=True, meaning="a host-side interrupt; the result is the host's status"),
+    StepSpec("VEVENT", Vevent, meaning="the VMM queues an event on a vCPU (SET_VEVENT); the result is its status"),
     StepSpec("R32", Read32, meaning="read a word of guest memory; the result is the word"),
     StepSpec("W32", Write32, meaning="write a word of guest memory"),
     StepSpec("FAULT", Fault, meaning="a stage-2 fault needing I/O; the result is 0 sync, 1 async, 2 in flight"),
@@ -252,7 +253,7 @@ class Reply(enum.Enum):
     VALUE = "OK <value>"
     STATUS_VALUE = "OK <errno> <value>"
     EVENTS = "EV* OK <x0> <x1> <x2> <x3>"
-    REGS = "REGS <pc> <pstate> <x0> .. <x17>"
+    REGS = "REGS <pc> <pstate> <x0> .. <x17> <elr> <spsr>"
     HELLO = "HELLO 1 <key>=<value> .."
     BLOBS = "BLOB <hex>* OK <bytes>"
 
@@ -412,12 +413,48 @@ REQUESTS: tuple[RequestSpec, ...] = (
         meaning="raise an interrupt line from the host; x0 is the host's status",
     ),
     RequestSpec(
+        "CTX",
+        (Field("pstate_bits"), Field("elr"), Field("spsr")),
+        Reply.DONE,
+        "set_context",
+        "context",
+        baremetal=True,
+        meaning="the main context runs from now on with these PSTATE bits (PAN, UAO, DIT, SSBS) set "
+        "and ELR_ELc/SPSR_ELc holding *elr*/*spsr*",
+    ),
+    RequestSpec(
+        "PSCI CYCLE",
+        (Field("pe"),),
+        Reply.DONE,
+        "power_cycle_pe",
+        "pe-power",
+        baremetal=True,
+        meaning="PE *pe* calls CPU_OFF, PE 0 turns it on again with CPU_ON; it comes back to the agent's loop",
+    ),
+    RequestSpec(
+        "PSCI RESET",
+        (),
+        Reply.DONE,
+        "system_reset",
+        "system-reset",
+        meaning="PSCI SYSTEM_RESET; the agent answers once it runs again on the reset machine",
+    ),
+    RequestSpec(
         "RESET",
         (),
         Reply.DONE,
         "reset",
         baremetal=True,
         meaning="back to the power-on SDEI state: nothing registered, PEs masked, handlers cleared",
+    ),
+    RequestSpec(
+        "HOST VEVENT",
+        (Field("pe"), Field("event")),
+        Reply.EVENTS,
+        "set_vevent",
+        "sdei-vmm",
+        meaning="the VMM queues *event* on vCPU *pe* with KVM_SDEI_CMD_SET_VEVENT, as a migration "
+        "restore does; x0 is the host's status",
     ),
     RequestSpec(
         "MEM R32",

@@ -52,6 +52,7 @@ __all__ = [
     "format_request",
     "hello_fields",
     "hexs",
+    "is_blank",
     "num",
     "parse_ev",
     "parse_hello",
@@ -75,6 +76,12 @@ def _check_line(line: str) -> list[str]:
     if not words:
         raise ProtocolError("empty line")
     return words
+
+
+def is_blank(line: str) -> bool:
+    """A line of nothing but spaces (carriage returns dropped, as consoles add them) is not a
+    request: it gets no reply (docs/agent-protocol.md, Framing; the C agent does the same)."""
+    return not line.replace("\r", "").strip(" ")
 
 
 def parse_request(line: str) -> Request:
@@ -120,7 +127,8 @@ def format_ev(d: Delivery) -> str:
 
 
 def format_regs(regs: Regs) -> str:
-    return " ".join(["REGS", hexs(regs.pc), hexs(regs.pstate), *(hexs(v) for v in regs.x)])
+    values = (regs.pc, regs.pstate, *regs.x, regs.elr, regs.spsr)
+    return " ".join(["REGS", *(hexs(v) for v in values)])
 
 
 def format_hello(fields: dict[str, str]) -> str:
@@ -155,10 +163,10 @@ def parse_ev(line: str) -> Delivery:
 
 def parse_regs(line: str) -> Regs:
     words = line.split()
-    if len(words) != 21:
-        raise ProtocolError(f"REGS has 20 values (pc, pstate, x0..x17), got {len(words) - 1}")
+    if len(words) != 23:
+        raise ProtocolError(f"REGS has 22 values (pc, pstate, x0..x17, elr, spsr), got {len(words) - 1}")
     values = [num(w) for w in words[1:]]
-    return Regs(tuple(values[2:]), values[0], values[1])
+    return Regs(tuple(values[2:20]), values[0], values[1], values[20], values[21])
 
 
 def parse_hello(line: str) -> tuple[int, dict[str, str]]:

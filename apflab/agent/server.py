@@ -84,9 +84,9 @@ class AgentServer:
             if overlong:
                 replies = [p.format_err(f"line too long (more than {p.MAX_LINE} characters)")]
             else:
-                line = raw.decode("ascii", errors="replace").rstrip("\r\n")
-                if not line.strip():
-                    continue
+                line = raw.decode("ascii", errors="replace").rstrip("\n").replace("\r", "")
+                if p.is_blank(line):
+                    continue  # not a request: no reply
                 replies = self.handle_line(line)
             outfile.write(("\n".join(replies) + "\n").encode("ascii"))
             outfile.flush()

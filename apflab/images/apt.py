@@ -3,7 +3,7 @@
 The machine's apt setup is only *read* (its Debian sources, so the same mirror is used);
 state, cache, lists and sources live under a folder of ours, so downloading arm64
 packages or source packages never adds a foreign architecture to the machine's dpkg nor
-changes its package lists. (Recipe as measured in shared/reference/qemu-lab-notes.md 2.)
+changes its package lists. (The recipe: docs/reference/lab.md.)
 """
 
 from __future__ import annotations

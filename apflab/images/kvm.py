@@ -20,7 +20,7 @@ The host kernel is one setting (:data:`KERNEL_ENV`, phase 2 makes it a lab.yaml 
   modules (build virtio-net in if the channel or SSH is wanted).
 
 Everything comes from Debian through :class:`~apflab.images.apt.IsolatedApt` and the
-project's own sources. Facts: shared/reference/kvm-nested.md (measured there).
+project's own sources. Facts: docs/reference/lab.md, "Nested KVM under QEMU TCG" (measured).
 """
 
 from __future__ import annotations

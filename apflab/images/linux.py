@@ -7,7 +7,7 @@ workload (guest_payloads/async_pf, cross-compiled here). Every package comes fro
 Debian through :class:`~apflab.images.apt.IsolatedApt`, so no foreign architecture is
 ever added to the machine's dpkg. The recipe is rebuilt when any of its inputs (init,
 workload sources, this recipe's version) changes. Measured recipe:
-shared/reference/qemu-lab-notes.md sections 2, 3 and 7.
+docs/reference/lab.md.
 """
 
 from __future__ import annotations

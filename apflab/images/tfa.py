@@ -1,6 +1,6 @@
 """Image recipe ``tfa``: Trusted Firmware-A with SDEI for QEMU virt, the agent as BL33.
 
-Recipe as measured in shared/reference/tfa-on-qemu.md: Debian's source package
+The recipe of docs/reference/tfa.md: Debian's source package
 arm-trusted-firmware (>= 2.10; trixie has 2.12.1) fetched with ``apt-get source`` under
 apflab's own APT configuration, built with SDEI_SUPPORT=1, EL3_EXCEPTION_HANDLING=1 and
 the GICv3 driver (with the default GICv2, events are never dispatched: a silent false

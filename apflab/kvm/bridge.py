@@ -104,6 +104,18 @@ class ModelBridge:
             self.trace.append(f"STOP {stop.vcpu} -> {ch.format_answer(answer)[:60]}")
             return answer
 
+    def on_power(self, power: ch.Power) -> None:
+        """PSCI CPU_ON powered a vCPU on (the VMM says so before it runs): its PE starts afresh,
+        masked and with no private event (DEN0054C 5.1.12; Machine.cpu_on)."""
+        if not power.on:
+            return
+        with self._cond:
+            self._machine().cpu_on(power.vcpu)
+            self._seen[power.vcpu] = self._pending_of(power.vcpu)
+            self._kicked.discard(power.vcpu)
+            self.trace.append(f"POWER {power.vcpu} on")
+            self._cond.notify_all()
+
     def _host_step(self, kind: int, target: int, number: int) -> int:
         """The host's side of a handler step: an injection now (no interrupt lines: NOT_SUPPORTED)."""
         if kind != HOST_STEP_INJECT:

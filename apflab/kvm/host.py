@@ -134,18 +134,19 @@ class VmmHost:
             no_apf = "apflab-vmm does not drive the host side of APF (faults, clock) or save/restore yet"
         else:
             no_apf = f"{kernel} has no KVM_CAP_ARM_SDEI (the SDEI/APF series); SDEI here is {announce.sdei}"
-        notes = {"apf-host": no_apf, "migration": no_apf}
+        notes = {"apf-host": no_apf, "migration": no_apf, "sdei-vmm": no_apf}
         if announce.sdei == "none":
             why = f"{kernel} has neither KVM_CAP_ARM_SDEI nor the SMCCC filter (Linux >= 6.4)"
             notes.update({"sdei": why, "inject": why, "in-handler-inject": why})
         elif announce.sdei == "kernel":
-            why = "in-kernel injection (v4 INJECT_EVENT) is not wired to the suites (abi.md 3.10)"
+            why = "in-kernel injection (v4 INJECT_EVENT) is not wired to the suites (docs/reference/kvm-v4.md)"
             notes.update({"inject": why, "in-handler-inject": why})
         elif self.console != "fast":
             why = "the PL011 agent cannot reach its host (the fast console says when the host serves host steps)"
             notes.update({"inject": why, "in-handler-inject": why})
         notes["irq"] = "interrupts reach the guest through KVM's vGIC, not through the SDEI dispatcher"
         notes["mem"] = "the bare-metal agent's memory is not reachable from the host side"
+        notes["system-reset"] = "the bare-metal agent has no PSCI RESET request (the VMM would start afresh)"
         return notes
 
     def events(self) -> tuple[EventInfo, ...] | None:

@@ -1,16 +1,18 @@
 """Host controls of an in-kernel SDEI/APF implementation, through apflab-vmm (mode ``kernel``).
 
-The v4 series' uAPI (abi.md 3.7 and 4.11; Message-Ids <20210815001352.81927-17-gshan@redhat.com>
-for the VM commands, v3's <20210507083124.43347-18-gshan@redhat.com> for the vCPU ones,
+The v4 series' uAPI (docs/reference/kvm-v4.md "uAPI", docs/reference/apf.md "VMM
+interface"; Message-Ids <20210815001352.81927-17-gshan@redhat.com> for the VM commands,
+v3's <20210507083124.43347-18-gshan@redhat.com> for the vCPU ones,
 <20210815005947.83699-11-gshan@redhat.com> for KVM_ARM_ASYNC_PF_COMMAND): the VMM runs
 each command's ioctl on the VM fd or on a vCPU's fd (docs/vmm-channel.md, "Host
 commands") and this module packs and unpacks the structures with apflab.abi.uapi.
 Errors come back as negative errno values, as the kernel returned them.
 
-Known hazards of v4 (abi.md 3.10), which a caller must expect as a wedge, not a value:
-INJECT_EVENT on a registered and enabled event takes the vCPU lock twice (the VMM's
-bound then ends it: "a host command ... has been in its ioctl"), and SET_EVENT with a
-non-zero ``notifier`` makes the kernel call that address.
+Known hazards of v4 (docs/reference/kvm-v4.md, "The deviations apflab names"), which a
+caller must expect as a wedge, not a value: INJECT_EVENT on a registered and enabled
+event takes the vCPU lock twice (the VMM's bound then ends it: "a host command ... has
+been in its ioctl"), and SET_EVENT with a non-zero ``notifier`` makes the kernel call
+that address.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ ENOENT = 2
 
 
 class SdeiCmd(enum.IntEnum):
-    """kvm_sdei_cmd.cmd (abi.md 3.7): 0-4 on the VM fd, 5-10 on a vCPU fd."""
+    """kvm_sdei_cmd.cmd (KVM SDEI v4 16/21, 17/21): 0-4 on the VM fd, 5-10 on a vCPU fd."""
 
     GET_VERSION = 0
     SET_EVENT = 1
@@ -77,14 +79,17 @@ class KernelSdei:
         return struct.unpack_from("<I", self._sdei("vm", SdeiCmd.GET_VERSION))[0]
 
     def expose_event(self, num: int, shared: bool, critical: bool, signaled: bool = True) -> None:
-        """SET_EVENT: a new event the guest may register (the notifier is always 0, abi.md 3.10)."""
+        """SET_EVENT: a new event the guest may register.
+
+        The notifier is always 0: v4 calls a non-zero one (KVM SDEI v4 15/21).
+        """
         self._sdei("vm", SdeiCmd.SET_EVENT, EVENT_STATE.pack(num, int(shared), int(signaled), int(critical), 0))
 
     def kevent_count(self) -> int:
         return struct.unpack_from("<I", self._sdei("vm", SdeiCmd.GET_KEVENT_COUNT))[0]
 
     def kevents(self) -> Iterator[KvmEventState]:
-        """GET_KEVENT as an iterator: from num 0 (the first) until ENOENT (abi.md 3.7)."""
+        """GET_KEVENT as an iterator: from num 0 (the first) until ENOENT (KVM SDEI v4 16/21)."""
         num = 0
         while True:
             try:
@@ -103,7 +108,7 @@ class KernelSdei:
     # -------------------------------------------------------------- vCPU
 
     def inject(self, vcpu: int, num: int) -> None:
-        """INJECT_EVENT (v4 deadlocks here once the event is registered and enabled: abi.md 3.10)."""
+        """INJECT_EVENT (v4 deadlocks here once the event is registered and enabled: KVM SDEI v4 17/21, 18/21)."""
         self._sdei(vcpu, SdeiCmd.INJECT_EVENT, struct.pack("<Q", num))
 
     def vevent_count(self, vcpu: int) -> int:

@@ -2,7 +2,7 @@
 
 QEMU TCG with ``-M virt,virtualization=on,gic-version=3`` enters the arm64 kernel at EL2,
 so it brings KVM up (VHE) and /dev/kvm appears; without ``virtualization=on`` the kernel
-says "HYP mode not available" (shared/reference/kvm-nested.md 1, measured). The kernel
+says "HYP mode not available" (measured: docs/reference/lab.md, "Nested KVM under QEMU TCG"). The kernel
 command line carries targets/qemu-kvm/init's switches (``apflab.*``). The VMM channel
 to the host is either a virtio-serial port whose QEMU chardev connects to a TCP port on
 the host's loopback (``virtio``: measured about half the round trip of the other), or

@@ -36,6 +36,8 @@ class Dispatcher(Protocol):
 
     def on_stop(self, stop: ch.Stop) -> ch.Answer: ...
 
+    def on_power(self, power: ch.Power) -> None: ...
+
 
 class VmmPeer:
     def __init__(self, link: LineLink, dispatcher: Dispatcher | None = None, *, hello_timeout: float = 30.0) -> None:
@@ -100,6 +102,8 @@ class VmmPeer:
                     self._serve(msg)
                 elif isinstance(msg, ch.Res):
                     self._complete(msg)
+                elif isinstance(msg, ch.Power):
+                    self._power(msg)
                 elif isinstance(msg, ch.Bye):
                     self.bye = msg.reason or "(no reason)"  # the stream may carry the next VMM's HELLO
                 elif isinstance(msg, ch.VmmHello):
@@ -126,6 +130,12 @@ class VmmPeer:
             raise ch.ChannelError(f"{type(msg).__name__} from vCPU {msg.vcpu} but no dispatcher on this host")
         answer = self.dispatcher.on_call(msg) if isinstance(msg, ch.Call) else self.dispatcher.on_stop(msg)
         self.link.send(ch.format_answer(answer))
+
+    def _power(self, msg: ch.Power) -> None:
+        if msg.vcpu >= self.hello.vcpus:
+            raise ch.ChannelError(f"POWER of vCPU {msg.vcpu}, which does not exist")
+        if self.dispatcher is not None:
+            self.dispatcher.on_power(msg)
 
     def _complete(self, res: ch.Res) -> None:
         with self._results_lock:

@@ -63,6 +63,6 @@ class ModelDriver(Driver, GuestProtocol):
                 stream = ProcessStream(model_agent_argv(self.profile, self.pes, self.el))
                 guest = AgentGuest(stream, self.target.name, timeout=self.timeout)
             # SDEI has no discovery: the events are the model platform's, over the pipe too.
-            guest.info = describe(self.target.name, guest, profile=profile, events=PLATFORMS[profile.name].events)
+            guest.info = describe(self.target.name, guest, profile=profile, events=PLATFORMS[profile.platform].events)
             self._guest = guest
         return self._guest

@@ -1,6 +1,6 @@
 """Scenario A's host side: QEMU in a cgroup v2 memory limit, and whether this host allows it.
 
-Scenario A (shared/reference/seed-results.md) limits QEMU to 512 MB while its guest
+Scenario A (docs/reference/apf-seed-results.md) limits QEMU to 512 MB while its guest
 writes 1024 MB, so the host swaps guest pages out and every touch swaps one in. That
 needs a cgroup v2 hierarchy with the memory controller, the rights to make a group in
 it, and swap on the host (without swap the limit OOM-kills QEMU). :func:`support` says

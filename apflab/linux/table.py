@@ -1,4 +1,4 @@
-"""The seed's workload table: Time-, Calculation-, Time+, Output (shared/reference/seed-results.md).
+"""The seed's workload table: Time-, Calculation-, Time+, Output (docs/reference/apf-seed-results.md).
 
 ``-`` columns are runs without APF, ``+`` columns with APF; Output is the relative
 change of time (and of calculation where both sides have one). Where the target cannot

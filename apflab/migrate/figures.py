@@ -1,6 +1,6 @@
 """What a migration's ``query-migrate`` reports, named as the seed's scenario B table names it.
 
-Source: shared/reference/seed-results.md, scenario B: total time, downtime, setup time,
+Source: the APF v4 cover letter's scenario B (docs/reference/apf-seed-results.md): total time, downtime, setup time,
 transferred RAM, throughput, dirty sync count, page size, pages per second, post-copy
 request count; post-copy blocktime comes from the destination (capability
 ``postcopy-blocktime``). Units are QEMU's: milliseconds, bytes, Mbit/s.

@@ -1,7 +1,7 @@
 """One live migration, pre-copy or post-copy, from a source QMP to a destination QEMU.
 
-The sequence follows QEMU's own migration tests (tests/qtest/migration, shared/reference/
-anchors.md 5.3-5.4): capabilities ``events`` (+ ``postcopy-ram`` on both sides and
+The sequence follows QEMU's own migration tests (tests/qtest/migration, tests/functional/
+migration.py; docs/reference/lab.md): capabilities ``events`` (+ ``postcopy-ram`` on both sides and
 ``postcopy-blocktime`` on the destination), ``migrate-incoming`` on a port the
 destination picks, ``migrate`` on the source, ``migrate-start-postcopy`` once the
 configured share of RAM has been sent, then the MIGRATION event ``completed``. The event

@@ -1,6 +1,6 @@
 """The in-tree reference model: SMCCC front, SDEI dispatcher, PEs, and the guest agent on it.
 
-abi.md section 2 is its spec, TF-A's behaviour the proxy; the ``kvm-v4`` profile switches
+DEN0054C is its spec (docs/reference/), TF-A's behaviour the proxy; the ``kvm-v4`` profile switches
 in the v4 series' deviations one named switch at a time (apflab.profiles).
 """
 

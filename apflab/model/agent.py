@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from apflab.abi import sdei
+from apflab.abi.aarch64 import PSTATE_SETTABLE
 from apflab.abi.smccc import MASK64, to_s64
 from apflab.guest import CallResult, Delivery, Handler, HandlerStep, Landing, Regs, TargetError
 from apflab.model.machine import Machine, ModelError
@@ -69,10 +70,17 @@ class ModelAgent:
         self._landing_for: dict[int, list[_Record]] = {}
         self._last: dict[int, Regs] = {}
         self.snapshot: bytes | None = None
+        #: PSTATE bits the main context runs with (CTX), per PE.
+        self.context_bits = [0] * len(machine.pes)
         for cpu in machine.pes:
-            cpu.vbar = VBAR
-            cpu.pc = IDLE_PC
-            cpu.pstate = make_pstate(cpu.client_el, sp=1)
+            self._enter_loop(cpu.index)
+
+    def _enter_loop(self, pe: int) -> None:
+        """The agent's command loop on ``pe``, as it starts: vectors set, the context's bits."""
+        cpu = self.machine.pe(pe)
+        cpu.vbar = VBAR
+        cpu.pc = IDLE_PC
+        cpu.pstate = make_pstate(cpu.client_el, sp=1) | self.context_bits[pe]
 
     def replace_machine(self, machine: Machine) -> None:
         """Go on with a restored machine (after a migration); the guest's memory came along."""
@@ -105,6 +113,40 @@ class ModelAgent:
         self._service_all(first=pe)
         return self._end(self.selected, status)
 
+    def set_vevent(self, pe: int, event: int) -> CallResult:
+        self._begin()
+        status = self.machine.set_vevent(event, pe)
+        self._service_all(first=pe)
+        return self._end(self.selected, status)
+
+    def set_context(self, pstate_bits: int, elr: int, spsr: int) -> None:
+        if pstate_bits & ~PSTATE_SETTABLE:
+            raise ModelError(f"PSTATE bits {pstate_bits & ~PSTATE_SETTABLE:#x} cannot be set from the guest (CTX)")
+        pe = self.selected
+        cpu = self.machine.pe(pe)
+        self.context_bits[pe] = pstate_bits
+        cpu.pstate = (cpu.pstate & ~PSTATE_SETTABLE) | pstate_bits
+        cpu.elr, cpu.spsr = elr & MASK64, spsr & MASK64
+        self._last.pop(pe, None)
+
+    def power_cycle_pe(self, pe: int) -> None:
+        if pe == 0:
+            raise ModelError("PE 0 turns the others off and on; it cannot cycle itself")
+        self.machine.cpu_on(pe)
+        self.context_bits[pe] = 0
+        self._enter_loop(pe)
+        self._last.pop(pe, None)
+
+    def system_reset(self) -> None:
+        self.machine.system_reset()
+        self.handlers.clear()
+        self._entries.clear()
+        self._last.clear()
+        self.selected = 0
+        self.context_bits = [0] * len(self.machine.pes)
+        for cpu in self.machine.pes:
+            self._enter_loop(cpu.index)
+
     def raise_irq(self, intid: int, pe: int) -> CallResult:
         self._begin()
         status = self.machine.raise_irq(intid, pe)
@@ -130,14 +172,14 @@ class ModelAgent:
 
     def _apf(self):
         if self.machine.apf is None:
-            raise ModelError(f"profile {self.machine.profile.name} has no asynchronous page faults")
+            raise ModelError(f"profile {self.machine.profile} has no asynchronous page faults")
         return self.machine.apf
 
     def regs(self) -> Regs:
         pe = self.selected
         if pe not in self._last:
             cpu = self.machine.pe(pe)
-            return Regs(tuple(cpu.x[:18]), cpu.pc, cpu.pstate)
+            return Regs(tuple(cpu.x[:18]), cpu.pc, cpu.pstate, cpu.elr, cpu.spsr)
         return self._last[pe]
 
     # ------------------------------------------------------------ internals
@@ -147,7 +189,7 @@ class ModelAgent:
 
     def _end(self, pe: int, status: int | None = None) -> CallResult:
         cpu = self.machine.pe(pe)
-        self._last[pe] = Regs(tuple(cpu.x[:18]), cpu.pc, cpu.pstate)
+        self._last[pe] = Regs(tuple(cpu.x[:18]), cpu.pc, cpu.pstate, cpu.elr, cpu.spsr)
         x = tuple(cpu.x[:4]) if status is None else (status & MASK64, 0, 0, 0)
         # Back to the command loop: the next asynchronous event interrupts it there.
         for other in self.machine.pes:
@@ -256,6 +298,9 @@ class _InHandler:
 
     def inject(self, event: int, pe: int) -> int:
         return self.agent.machine.inject(event, pe)
+
+    def set_vevent(self, pe: int, event: int) -> int:
+        return self.agent.machine.set_vevent(event, pe)
 
     def raise_irq(self, intid: int, pe: int) -> int:
         return self.agent.machine.raise_irq(intid, pe)

@@ -1,10 +1,11 @@
 """Asynchronous page faults of the KVM arm64 v4 series, host side and hypercall side.
 
-abi.md section 4 is the spec: the SMCCC vendor call 0x86000002 and its sub-functions
-(4.2), the control word (4.4), the shared data block in guest memory (4.3), tokens (4.6),
-the host's decisions on a stage-2 fault, page-ready, cancellation and wake-all (4.7),
-IRQ_ACK (4.8) and the VMM's KVM_ARM_ASYNC_PF_COMMAND (4.11). Time is a clock the host
-side advances (``tick``): a fault's I/O completes ``latency_us`` after it started.
+docs/reference/apf.md is the design (the series' apf.rst and patches): the SMCCC vendor
+call 0x86000002 and its sub-functions, the control word, the shared data block in guest
+memory, tokens, the host's decisions on a stage-2 fault, page-ready, cancellation and
+wake-all, IRQ_ACK and the VMM's KVM_ARM_ASYNC_PF_COMMAND. Where the v4 code differs from
+that design the profile's named deviations switch (``self.dev``). Time is a clock the
+host side advances (``tick``): a fault's I/O completes ``latency_us`` after it started.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from apflab.abi import apf, smccc
+from apflab.abi.smccc import MASK64
 from apflab.model.memory import Memory
 from apflab.model.sdei import Dispatcher, Result
 
@@ -37,7 +39,7 @@ class Work:
 
 @dataclass(slots=True)
 class VcpuApf:
-    """vcpu->arch.apf (abi.md 4.5), plus the host's queue and the PPI's line level."""
+    """vcpu->arch.apf, plus the host's queue and the PPI's line level."""
 
     index: int
     sdei: int = 0
@@ -51,6 +53,8 @@ class VcpuApf:
     slots: dict[int, int] = field(default_factory=dict)  # gfn -> token
     queue: list[Work] = field(default_factory=list)
     irq_level: bool = False
+    #: Where the hva cache points: the block's address at the last enable (kept on disable).
+    cache_gpa: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -70,23 +74,29 @@ class AsyncPf:
         self.latency_us = DEFAULT_LATENCY_US
         self._running = running
 
+    def dev(self, name: str) -> bool:
+        """Whether the profile carries deviation ``name`` (apflab.profiles)."""
+        return self.sdei.profile.predicts(name)
+
     # ---------------------------------------------------------- shared block
 
     def _block(self, v: VcpuApf) -> tuple[int, int]:
-        """(reason, token): the first two words of the shared block (abi.md 4.3)."""
-        return self.memory.read_pair32(v.gpa + apf.DATA_REASON_OFFSET)
+        """(reason, token): the first two words of the shared block."""
+        return self.memory.read_pair32(v.cache_gpa + apf.DATA_REASON_OFFSET)
 
     def _post(self, v: VcpuApf, token: int, reason: int) -> None:
         """Token and reason together: the host writes token, then reason, and nothing in the
         model runs in between, so one update is what the guest can observe."""
-        self.memory.write_pair32(v.gpa + apf.DATA_REASON_OFFSET, reason, token)
+        self.memory.write_pair32(v.cache_gpa + apf.DATA_REASON_OFFSET, reason, token)
 
     # ------------------------------------------------------------ SMCCC side
 
-    def hypercall(self, pe: int, args: list[int]) -> Result:
-        """0x86000002: x1 = sub-function; x0 = status, x1 = value (abi.md 4.2)."""
+    def hypercall(self, pe: int, args: list[int], raw: list[int] | None = None) -> Result:
+        """0x86000002 (SMC32): x1 = sub-function; x0 = status, x1 = value.
+
+        ``args`` are W1.. as SMC32 defines them; ``raw`` the full x1.. the caller left."""
         v = self.vcpus[pe]
-        sub = args[0]
+        sub = args[0]  # v4 reads x1 truncated to 32 bits: the same as W1
         if sub == apf.Sub.VERSION:
             return Result(smccc.SUCCESS, (apf.VERSION_1_0_0, 0, 0))
         if sub == apf.Sub.SLOTS:
@@ -96,7 +106,10 @@ class AsyncPf:
         if sub == apf.Sub.IRQ:
             return Result(smccc.SUCCESS, (v.irq, 0, 0))
         if sub == apf.Sub.ENABLE:
-            return Result(self.enable(pe, (args[2] & 0xFFFFFFFF) << 32 | (args[1] & 0xFFFFFFFF)), (0, 0, 0))
+            low = args[1] & 0xFFFFFFFF
+            if raw is not None and self.dev("apf_enable_x2_unmasked"):
+                low = raw[1]
+            return Result(self.enable(pe, ((args[2] & 0xFFFFFFFF) << 32 | low) & MASK64), (0, 0, 0))
         if sub == apf.Sub.IRQ_ACK:
             if v.pageready_pending:
                 v.irq_level = False
@@ -106,7 +119,7 @@ class AsyncPf:
         return Result(smccc.NOT_SUPPORTED, (0, 0, 0))
 
     def enable(self, pe: int, data: int) -> int:
-        """The ENABLE logic, shared by the hypercall and the VMM's SET_CONTROL (abi.md 4.4)."""
+        """The ENABLE logic, shared by the hypercall and the VMM's SET_CONTROL."""
         v = self.vcpus[pe]
         want = bool(data & apf.CONTROL_ENABLED)
         if want == v.enabled:
@@ -120,7 +133,11 @@ class AsyncPf:
                 return smccc.NOT_SUPPORTED  # the hva cache cannot be set up
             v.slots.clear()
             v.send_user_only = not data & apf.CONTROL_SEND_ALWAYS
+            v.cache_gpa = data & apf.CONTROL_GPA_MASK
             v.queue.append(Work(apf.WAKE_ALL_TOKEN, None, self.clock_us, wakeall=True))
+        elif self.dev("apf_page_ready_after_disable"):
+            # Only finished work is dropped; I/O still running completes later.
+            v.queue = [w for w in v.queue if w.done_at > self.clock_us and not w.wakeall]
         else:
             v.queue.clear()
         v.control = data
@@ -128,14 +145,25 @@ class AsyncPf:
 
     # ------------------------------------------------------------- host side
 
+    def _allowed(self, pe: int, v: VcpuApf, privileged: bool) -> bool:
+        """Whether a new not-present may be sent now (kvm_arch_async_not_present_allowed)."""
+        if not v.enabled or (v.send_user_only and privileged) or self._running(pe):
+            return False
+        if v.pageready_pending and self.dev("apf_not_present_refused_while_page_ready_pending"):
+            return False
+        return self._block(v) == (0, 0)
+
     def fault(self, pe: int, gfn: int, privileged: bool, latency_us: int | None = None) -> tuple[int, int]:
         """A stage-2 fault on ``gfn`` that needs I/O: (outcome, token)."""
         v = self.vcpus[pe]
+        late = self.dev("apf_slots_checked_only_when_allowed")
+        if gfn in v.slots and not late:
+            return IN_FLIGHT, v.slots[gfn]
+        if not self._allowed(pe, v, privileged):
+            return SYNC, 0
         if gfn in v.slots:
             return IN_FLIGHT, v.slots[gfn]
-        if not v.enabled or (v.send_user_only and privileged) or self._running(pe):
-            return SYNC, 0
-        if self._block(v) != (0, 0) or len(v.slots) >= apf.SLOTS_PER_VCPU:
+        if len(v.slots) >= apf.SLOTS_PER_VCPU:
             return SYNC, 0
         token = apf.token(v.seq, pe)
         v.seq = (v.seq + 1) & 0xFFFF
@@ -161,7 +189,7 @@ class AsyncPf:
 
     def _can_dequeue(self, v: VcpuApf, work: Work) -> bool:
         if not v.enabled:
-            return True
+            return True  # (with the design's disable the queue is empty by now)
         reason, token = self._block(v)
         if not v.pageready_pending and (reason, token) == (0, 0):
             return True
@@ -182,7 +210,7 @@ class AsyncPf:
             self._page_present(pe, v, work)
 
     def _page_present(self, pe: int, v: VcpuApf, work: Work) -> None:
-        if not v.enabled:
+        if not v.enabled and not self.dev("apf_page_ready_after_disable"):
             return
         if not work.wakeall:
             v.slots.pop(work.gfn, None)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from apflab.abi import smccc
 from apflab.model.apf import AsyncPf
 from apflab.model.memory import Memory
-from apflab.model.pe import PE
+from apflab.model.pe import PE, make_pstate
 from apflab.model.platform import PLATFORMS
 from apflab.model.sdei import Dispatcher
 from apflab.model.smccc import SmcccFront
@@ -32,7 +32,7 @@ class Machine:
         if client_el not in (1, 2):
             raise ModelError(f"the client runs at EL1 or EL2, not EL{client_el}")
         self.profile = profile
-        self.platform = PLATFORMS[profile.name]
+        self.platform = PLATFORMS[profile.platform]
         self.pes = [PE(i, client_el) for i in range(pes)]
         self.sdei = Dispatcher(self.platform, profile, self.pes)
         self.memory = Memory()
@@ -74,13 +74,22 @@ class Machine:
 
     # ----------------------------------------------------------- host side
 
-    def inject(self, event: int, index: int) -> int:
-        """Host-side injection of ``event`` on PE ``index`` (KVM_SDEI_CMD_INJECT_EVENT style)."""
-        self.pe(index)
+    def _event(self, event: int):
         ev = self.sdei.events.get(event)
         if ev is None:
             raise ModelError(f"event {event:#x} does not exist on platform {self.platform.name}")
-        return self.sdei.trigger(ev, index)
+        return ev
+
+    def inject(self, event: int, index: int) -> int:
+        """Host-side injection of ``event`` on PE ``index`` (KVM_SDEI_CMD_INJECT_EVENT style)."""
+        self.pe(index)
+        return self.sdei.host_inject(self._event(event), index)
+
+    def set_vevent(self, event: int, index: int) -> int:
+        """KVM_SDEI_CMD_SET_VEVENT: the VMM queues ``event`` on vCPU ``index``."""
+        self.pe(index)
+        self._event(event)
+        return self.sdei.set_vevent(event, index)
 
     def raise_irq(self, intid: int, index: int) -> int:
         """Assert interrupt ``intid`` (PPIs on PE ``index``); a bound one triggers its event."""
@@ -90,3 +99,19 @@ class Machine:
             cpu.pending_irqs.add(intid)
             return 0
         return self.sdei.trigger(ev, index)
+
+    def cpu_on(self, index: int) -> None:
+        """PSCI CPU_OFF on PE ``index``, then CPU_ON of it: it starts afresh."""
+        cpu = self.pe(index)
+        cpu.x = [0] * 31
+        cpu.elr = cpu.spsr = 0
+        cpu.pstate = make_pstate(cpu.client_el, sp=1)
+        self.sdei.cpu_on(index)
+
+    def system_reset(self) -> None:
+        """PSCI SYSTEM_RESET: every PE starts afresh; the SDEI dispatcher resets with the machine."""
+        for cpu in self.pes:
+            cpu.x = [0] * 31
+            cpu.elr = cpu.spsr = 0
+            cpu.pstate = make_pstate(cpu.client_el, sp=1)
+        self.sdei.system_reset()

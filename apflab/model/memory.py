@@ -1,6 +1,6 @@
 """Guest physical memory of the model: sparse 4 KiB pages over QEMU virt's RAM window.
 
-Only what a test writes (the APF shared data block, abi.md 4.3) takes space. Little endian,
+Only what a test writes (the APF shared data block, APF v4 07/15) takes space. Little endian,
 as the guest sees it.
 """
 

@@ -1,21 +1,25 @@
 """Save and restore a kvm-v4 model's SDEI and APF state, as QEMU migrates a v4 guest.
 
-The saved image carries, per vCPU, exactly what QEMU's vmstate subsections do (abi.md
-3.8 and 4.12), in the v4 uAPI structures of :mod:`apflab.abi.uapi`, byte-exact:
+The saved image carries, per vCPU, exactly what QEMU's vmstate subsections do
+(docs/reference/kvm-v4.md, "Migration"), in the v4 uAPI structures of
+:mod:`apflab.abi.uapi`, byte-exact:
 ``cpu/sdei`` (the VM's registered events on CPU 0, each vCPU's queued and running events
 and its vCPU state) and ``cpu/async_pf`` (SDEI number, IRQ, control). Around them sit
 what QEMU migrates by other means: the vCPU's core registers and the PPI's level (CPU and
-GIC state) and the guest RAM that was written (the APF shared block lives there).
+GIC state), the guest RAM that was written (the APF shared block lives there), and the
+events the VMM exposed with KVM_SDEI_CMD_SET_EVENT, which the destination's VMM exposes
+again the same way (kvm_sdei_event_state, notifier included, as the v4 uAPI has it).
 
 Image layout (little endian)::
 
-    "APFLABM1" u32 version=1 u32 ncpus u64 clock_us
+    "APFLABM1" u32 version=2 u32 ncpus u64 clock_us
     per CPU: core (x0-x30, pc, pstate, elr, spsr, vbar, u32 ppi level, 4 pad)
              u32 kske_num, kske_num x kvm_sdei_kvm_event_state
              u32 ksve_num, ksve_num x kvm_sdei_vcpu_event_state
              u32 ksv_num (1), kvm_sdei_vcpu_state
              u64 sdei, u32 irq, 4 pad, u64 control
     u32 npages, npages x (u64 gpa, 4096 bytes)
+    u32 nexposed, nexposed x kvm_sdei_event_state (the VMM's own events)
 
 Restore rebuilds a fresh model in QEMU's post_load order: SET_KEVENT on CPU 0, then per
 vCPU SET_VEVENT and SET_VCPU_STATE, then SET_SDEI, SET_IRQ and SET_CONTROL last (enabling
@@ -38,7 +42,7 @@ from apflab.model.state_table import State
 from apflab.profiles import KVM_V4, Profile
 
 MAGIC = b"APFLABM1"
-VERSION = 1
+VERSION = 2
 HEADER = struct.Struct("<8sIIQ")
 CORE = struct.Struct("<31QQQQQQI4x")
 COUNT = struct.Struct("<I")
@@ -100,7 +104,7 @@ def _ksv(machine: Machine, pe: int) -> u.VcpuState:
 
 
 def save(machine: Machine) -> bytes:
-    if machine.apf is None or machine.profile.name != KVM_V4.name:
+    if machine.apf is None:
         raise MigrationError("only a kvm-v4 model has the v4 migration state (KVM_SDEI_CMD_*, ASYNC_PF_CMD_*)")
     parts = [HEADER.pack(MAGIC, VERSION, len(machine.pes), machine.apf.clock_us)]
     for cpu in machine.pes:
@@ -116,6 +120,11 @@ def save(machine: Machine) -> bytes:
     parts.append(COUNT.pack(len(pages)))
     for gpa, data in pages:
         parts += [PAGE_HEAD.pack(gpa), data]
+    exposed = [ev for ev in machine.platform.events if ev.number not in machine.platform.builtin_events]
+    parts.append(COUNT.pack(len(exposed)))
+    for ev in exposed:
+        notifier = machine.sdei.notifiers.get(ev.number, 0)
+        parts.append(u.EVENT_STATE.pack(ev.number, int(ev.type), 1, int(ev.priority), notifier))
     return b"".join(parts)
 
 
@@ -156,6 +165,15 @@ def _set_kevent(machine: Machine, k: u.KvmEventState) -> None:
         reg.state = State.rEG if enabled else State.reG if registered else State.reg
         reg.ep, reg.arg = (k.entries[idx], k.params[idx]) if registered else (0, 0)
         reg.routing, reg.affinity = k.route_mode, k.route_affinity
+
+
+def _set_event(machine: Machine, raw: tuple) -> None:
+    """KVM_SDEI_CMD_SET_EVENT: the destination's VMM exposes its event again."""
+    num, _type, _signaled, _priority, notifier = raw
+    if num not in machine.sdei.events or num in machine.platform.builtin_events:
+        raise MigrationError(f"SET_EVENT {num:#x}: the destination cannot expose this event (-EINVAL)")
+    if machine.sdei.profile.predicts("set_event_notifier_called"):
+        machine.sdei.notifiers[num] = notifier  # the kernel keeps the caller's u64 and calls it later
 
 
 def _set_vcpu(machine: Machine, pe: int, ksve: Sequence[u.VcpuEventState], ksv: u.VcpuState) -> None:
@@ -202,6 +220,7 @@ def restore(data: bytes, profile: Profile = KVM_V4, order: Sequence[str] = QEMU_
     assert machine.apf is not None
     machine.apf.clock_us = clock
     apf_state = []
+    kske_all: list[u.KvmEventState] = []
     for pe in range(ncpus):
         core = CORE.unpack(r.take(CORE.size, f"cpu {pe} core registers"))
         cpu = machine.pes[pe]
@@ -216,6 +235,7 @@ def restore(data: bytes, profile: Profile = KVM_V4, order: Sequence[str] = QEMU_
             raise MigrationError(f"cpu {pe} carries VM events: QEMU saves them on CPU 0 only")
         for k in kske:
             _set_kevent(machine, k)
+        kske_all += kske
         ksve = [
             u.VcpuEventState.unpack(r.take(u.VCPU_EVENT_STATE.size, f"cpu {pe} ksve[{i}]"))
             for i in range(r.count(f"cpu {pe} ksve_num", 64))
@@ -231,8 +251,13 @@ def restore(data: bytes, profile: Profile = KVM_V4, order: Sequence[str] = QEMU_
         if gpa % PAGE or not machine.memory.contains(gpa, PAGE):
             raise MigrationError(f"page {i} at {gpa:#x} is not a guest RAM page")
         machine.memory.write(gpa, page)
+    for i in range(r.count("nexposed", 64)):
+        _set_event(machine, u.EVENT_STATE.unpack(r.take(u.EVENT_STATE.size, f"exposed event {i}")))
     if r.pos != len(data):
         raise MigrationError(f"{len(data) - r.pos} bytes of trailing garbage after the image")
+    for k in kske_all:  # the VM-wide refcount as saved, whatever the queues say
+        ev = machine.sdei.events[k.num]
+        machine.sdei.refcount_skew[k.num] = k.refcount - machine.sdei._refcount(ev)
     cmds = {"sdei": apf.Command.SET_SDEI, "irq": apf.Command.SET_IRQ, "control": apf.Command.SET_CONTROL}
     for pe, (sdei_num, irq, control) in enumerate(apf_state):
         values = {"sdei": sdei_num, "irq": irq, "control": control}

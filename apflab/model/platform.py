@@ -1,15 +1,20 @@
 """The model's platforms: which SDEI events exist, how they are triggered, which interrupts.
 
-SDEI has no discovery call for events (DEN0054 leaves them to DT/ACPI, abi.md 2.4), so
-each platform is a fixed catalogue, documented in docs/targets.md:
+SDEI has no discovery call for events (DEN0054C leaves them to DT/ACPI;
+docs/reference/sdei-calls.md), so each platform is a fixed catalogue, documented in
+docs/targets.md:
 
 * ``spec`` follows the shape of TF-A's platforms: event 0 (private, normal, signalable,
   bound to a secure SGI), a few statically bound private/shared events of both
   priorities, and dynamic slots for INTERRUPT_BIND with TF-A-style numbers
   (1000+ private, 2000+ shared).
 * ``kvm-v4`` exposes the v4 series' static events 0x40400000 / 0x40400001 (private,
-  critical; abi.md 3.2) plus the events a VMM adds with KVM_SDEI_CMD_SET_EVENT
-  (abi.md 3.7): one private normal, one shared normal, one shared critical.
+  critical) plus the events a VMM adds with KVM_SDEI_CMD_SET_EVENT: one private normal,
+  one shared normal, one shared critical (docs/reference/kvm-v4.md).
+
+A platform also says how its implementation answers where the spec leaves a choice
+(facts, not deviations): whether a call's unused result registers x1..x3 are zeroed, and
+which event numbers are well formed.
 """
 
 from __future__ import annotations
@@ -35,12 +40,26 @@ class Platform:
     psci_version: tuple[int, int] = (1, 1)
     kvm_vendor_hyp: bool = False
     relative_mode: bool = False
+    #: Every call's result is written with x1..x3 = 0 (v4's smccc_set_retval(ret, 0, 0, 0));
+    #: otherwise x1..x3 keep what the caller passed (TF-A's SMC_RET1).
+    zero_result_registers: bool = False
+    #: Well-formed event numbers have bits[23:22] equal to this (v4: 1, KVM's own events);
+    #: None: any 32-bit number is well formed.
+    number_type: int | None = None
+    #: Events the hypervisor creates by itself; the others a VMM adds (KVM_SDEI_CMD_SET_EVENT).
+    builtin_events: frozenset[int] = field(default_factory=frozenset)
 
     def find(self, number: int) -> EventDef | None:
         for ev in self.events:
             if ev.number == number:
                 return ev
         return None
+
+    def well_formed(self, number: int) -> bool:
+        """Whether ``number`` is an event number of this platform's numbering at all."""
+        if number >> 32:
+            return False
+        return self.number_type is None or (number >> 22) & 3 == self.number_type
 
 
 P, S = EventType.PRIVATE, EventType.SHARED
@@ -75,6 +94,9 @@ KVM_V4_PLATFORM = Platform(
     smccc_version=(1, 1),
     psci_version=(1, 0),
     kvm_vendor_hyp=True,
+    zero_result_registers=True,
+    number_type=1,  # KVM_SDEI_EV_NUM_TYPE_SHIFT 22: 1 = KVM's virtual events
+    builtin_events=frozenset({0x40400000, 0x40400001}),
 )
 
 PLATFORMS = {"spec": SPEC_PLATFORM, "kvm-v4": KVM_V4_PLATFORM}

@@ -1,11 +1,12 @@
 """The SDEI calls of the reference model: all 19 of them (TF-A's ``sdei_main.c``).
 
-Behaviour follows abi.md section 2 with TF-A as the proxy for the spec, corrected by
-sdei-spec-points.md; the handler states come from :mod:`apflab.model.state_table`, the
-dispatcher's state from :mod:`apflab.model.sdei_events`, triggering and dispatch from
-:mod:`apflab.model.sdei_dispatch`. Where the profile is ``kvm-v4`` the named deviations
-of :mod:`apflab.profiles` switch the behaviour to that of the v4 series (abi.md 3.4);
-each ``self.dev(...)`` test below is one such switch.
+Behaviour follows DEN0054C chapter 5 (docs/reference/sdei-calls.md), with TF-A as the
+proxy where the text is silent; the handler states come from
+:mod:`apflab.model.state_table`, the dispatcher's state from
+:mod:`apflab.model.sdei_events`, triggering and dispatch from
+:mod:`apflab.model.sdei_dispatch`. A profile's named deviations (:mod:`apflab.profiles`)
+switch the behaviour to that of the v4 series (docs/reference/kvm-v4.md); each
+``self.dev(...)`` test below is one such switch, and nothing else is.
 """
 
 from __future__ import annotations
@@ -15,10 +16,19 @@ from apflab.abi.sdei import Fn, Info, Routing
 from apflab.model.pe import MPIDR_AFFINITY_MASK
 from apflab.model.platform import EventDef
 from apflab.model.sdei_dispatch import SdeiDispatch
-from apflab.model.sdei_events import MAX_NESTING, SAVED_GPRS, Binding, Dispatch, Handler, Registration, Result
+from apflab.model.sdei_events import (
+    MAX_NESTING,
+    SAVED_GPRS,
+    Binding,
+    Dispatch,
+    Handler,
+    MachineWedged,
+    Registration,
+    Result,
+)
 from apflab.model.state_table import Action, State, transition
 
-__all__ = ["MAX_NESTING", "SAVED_GPRS", "Binding", "Dispatch", "Dispatcher", "Registration", "Result"]
+__all__ = ["MAX_NESTING", "SAVED_GPRS", "Binding", "Dispatch", "Dispatcher", "MachineWedged", "Registration", "Result"]
 
 
 class Dispatcher(SdeiDispatch):
@@ -55,8 +65,7 @@ class Dispatcher(SdeiDispatch):
         if fid in (Fn.EVENT_SIGNAL, Fn.FEATURES) and self.dev("signal_features_not_routed"):
             return Result(sdei.NOT_SUPPORTED)
         result = handler(pe, args)
-        if result.x0 is not None and result.extra is None and self.profile.name == "kvm-v4":
-            # v4 writes every result with smccc_set_retval(ret, 0, 0, 0) (abi.md 3.4).
+        if result.x0 is not None and result.extra is None and self.platform.zero_result_registers:
             result.extra = (0, 0, 0)
         return result
 
@@ -94,10 +103,10 @@ class Dispatcher(SdeiDispatch):
             return Result(sdei.DENIED)
         if ev.dynamic and not self._is_bound(ev):
             return Result(sdei.DENIED)
-        routing, aff = flags & 1, affinity
-        if not ev.shared and self.profile.name != "kvm-v4":
-            # TF-A: private events are handled as RM_PE with the calling PE's affinity.
-            routing, aff = Routing.RM_PE, self.pes[pe].mpidr
+        routing = flags & 1
+        # One form for ROUTING_AFF, whichever call set it: the affinity fields (DEN0054C
+        # 5.1.2; TF-A masks on both paths).
+        aff = affinity if self.dev("register_affinity_unchecked") else affinity & MPIDR_AFFINITY_MASK
         if self.dev("register_route_mode_from_affinity") and not self._registered_anywhere(ev):
             routing = affinity & 0xFF
         reg.state, reg.ep, reg.arg, reg.routing, reg.affinity = new, ep, arg, routing, aff
@@ -107,16 +116,20 @@ class Dispatcher(SdeiDispatch):
         """The event and this PE's registration, or the error the call answers first.
 
         Under v4 an event no vCPU registered is INVALID_PARAMETERS, and one with queued or
-        running instances answers PENDING before any state check (abi.md 3.4).
+        running instances anywhere answers PENDING before any state check, even on a vCPU
+        that never registered it (docs/reference/kvm-v4.md).
         """
         ev = self._event(number)
         if ev is None:
             return Result(sdei.INVALID_PARAMETERS)
         if self.dev("unregistered_event_invalid") and not self._registered_anywhere(ev):
             return Result(sdei.INVALID_PARAMETERS)
-        if self.dev(busy_deviation) and self._refcount(ev):
-            return Result(sdei.PENDING)
-        return ev, self.registration(pe, ev)
+        reg = self.registration(pe, ev)
+        if self._refcount(ev):
+            busy = busy_deviation if reg.state.registered else "pending_before_registration_check"
+            if self.dev(busy):
+                return Result(sdei.PENDING)
+        return ev, reg
 
     def _enable_disable(self, pe: int, args: list[int], action: Action) -> Result:
         found = self._lookup(pe, args[0], "enable_disable_pending_while_running")
@@ -154,7 +167,7 @@ class Dispatcher(SdeiDispatch):
         return Result(top.regs[index])
 
     def _complete(self, pe: int, args: list[int]) -> Result:
-        # The status in x1 is IMPLEMENTATION DEFINED and ignored, as by TF-A (spec point 6).
+        # The status in x1 is IMPLEMENTATION DEFINED (DEN0054C 5.1.6) and ignored, as by TF-A.
         return self._finish(pe, resume=False, address=0)
 
     def _complete_and_resume(self, pe: int, args: list[int]) -> Result:
@@ -185,13 +198,12 @@ class Dispatcher(SdeiDispatch):
     def _status(self, pe: int, args: list[int]) -> Result:
         ev = self._event(args[0])
         if ev is None:
+            if self.platform.well_formed(args[0]) and self.dev("status_unknown_event_zero"):
+                return Result(0)
             return Result(sdei.INVALID_PARAMETERS)
-        state = self.registration(pe, ev).state.value
-        if self.dev("status_running_vm_wide"):
-            state &= ~sdei.STATUS_RUNNING
-            if self._refcount(ev):
-                state |= sdei.STATUS_RUNNING
-        return Result(state)
+        if self.dev("status_registered_wedges") and (self._registered_anywhere(ev) or self._refcount(ev)):
+            raise MachineWedged(f"EVENT_STATUS({ev.number:#x}) of a registered event: NULL dereference in the host")
+        return Result(self.registration(pe, ev).state.value)
 
     def _get_info(self, pe: int, args: list[int]) -> Result:
         ev = self._event(args[0])
@@ -201,7 +213,7 @@ class Dispatcher(SdeiDispatch):
         if info == Info.EV_TYPE:
             return Result(int(ev.type))
         if info == Info.EV_SIGNALED:
-            # DEN0054C 5.1.10.2: 0 = can be signalled, 1 = cannot (spec point 2).
+            # DEN0054C 5.1.10.2: 0 = can be signalled, 1 = cannot (the value is inverted from its name).
             return Result(0 if ev.signalable else 1)
         if info == Info.EV_PRIORITY:
             return Result(int(ev.priority))
@@ -220,9 +232,10 @@ class Dispatcher(SdeiDispatch):
 
     def _routing_set(self, pe: int, args: list[int]) -> Result:
         num, mode, affinity = args[0], args[1], args[2]
+        unchecked = self.dev("routing_set_affinity_unchecked")
         if mode not in (Routing.RM_ANY, Routing.RM_PE):
             return Result(sdei.INVALID_PARAMETERS)
-        if mode == Routing.RM_PE and self._valid_mpidr(affinity) is None:
+        if mode == Routing.RM_PE and self._valid_mpidr(affinity) is None and not unchecked:
             return Result(sdei.INVALID_PARAMETERS)
         ev = self._event(num)
         if ev is None or not ev.shared or not self._is_bound(ev):
@@ -234,7 +247,10 @@ class Dispatcher(SdeiDispatch):
         if new is None:
             return Result(sdei.DENIED)
         reg.routing = mode
-        reg.affinity = affinity & MPIDR_AFFINITY_MASK if mode == Routing.RM_PE else 0
+        if unchecked:
+            reg.affinity = affinity
+        else:
+            reg.affinity = affinity & MPIDR_AFFINITY_MASK if mode == Routing.RM_PE else 0
         return Result(sdei.SUCCESS)
 
     def _pe_mask(self, pe: int, args: list[int]) -> Result:
@@ -300,7 +316,7 @@ class Dispatcher(SdeiDispatch):
         index = self._valid_mpidr(target)
         if index is None:
             return Result(sdei.INVALID_PARAMETERS)
-        # SUCCESS means "set as pending", whatever the target's state (spec point 8).
+        # DEN0054C 5.1.16: SUCCESS means "set as pending", whatever the target PE's state.
         self.trigger(ev, index)
         return Result(sdei.SUCCESS)
 

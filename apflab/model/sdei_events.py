@@ -66,6 +66,11 @@ class Result:
 Handler = Callable[[int, list[int]], Result]
 
 
+class MachineWedged(Exception):
+    """The modelled implementation hangs or crashes here (a deviation predicts it): the
+    target is dead until it is restarted. The message says what happened."""
+
+
 @dataclass
 class SdeiEvents:
     """Everything the dispatcher knows, per PE and system-wide."""
@@ -81,6 +86,10 @@ class SdeiEvents:
     pending: list[list[int]] = field(init=False)  # per PE, private events, in trigger order
     shared_pending: list[tuple[int, int]] = field(init=False)  # (event, triggering PE)
     bindings: dict[int, Binding] = field(init=False)
+    #: v4's VM-wide refcount minus what is queued and running (SET_VEVENT's underflow).
+    refcount_skew: dict[int, int] = field(init=False)
+    #: v4's kvm_sdei_event_state.notifier of each exposed event, as a VMM set it.
+    notifiers: dict[int, int] = field(init=False)
     #: Called as (pe, event number) when an event is dispatched: v4's notifier DELIVERED.
     on_dispatch: Callable[[int, int], None] | None = field(default=None, init=False)
 
@@ -97,6 +106,8 @@ class SdeiEvents:
         self.pending = [[] for _ in range(npes)]
         self.shared_pending = []
         self.bindings = {e.number: Binding(e) for e in self.platform.events if e.dynamic}
+        self.refcount_skew = {}
+        self.notifiers = {}
 
     # ------------------------------------------------------------------ lookups
 
@@ -108,7 +119,7 @@ class SdeiEvents:
         return self.shared[ev.number] if ev.shared else self.private[(pe, ev.number)]
 
     def _event(self, number: int) -> EventDef | None:
-        if number > 0xFFFFFFFF:
+        if not self.platform.well_formed(number):
             return None
         return self.events.get(number)
 
@@ -122,9 +133,10 @@ class SdeiEvents:
         return None
 
     def _is_bound(self, ev: EventDef) -> bool:
+        """A dynamic event needs an interrupt bound to it; a platform event is ready as it is."""
         if ev.dynamic:
             return self.bindings[ev.number].intid is not None
-        return ev.intid is not None or self.profile.name == "kvm-v4"
+        return True
 
     def _registrations(self, ev: EventDef) -> list[Registration]:
         if ev.shared:
@@ -135,11 +147,12 @@ class SdeiEvents:
         return any(r.state.registered for r in self._registrations(ev))
 
     def _refcount(self, ev: EventDef) -> int:
-        """v4's per-event refcount: instances queued or running on any vCPU (abi.md 3.3)."""
+        """v4's VM-wide refcount of an event: instances queued or running on any vCPU, as a
+        u32 (docs/reference/kvm-v4.md), off by what SET_VEVENT got wrong."""
         running = sum(1 for stack in self.stacks for d in stack if d.event is ev)
         queued = sum(q.count(ev.number) for q in self.pending)
         queued += sum(1 for n, _ in self.shared_pending if n == ev.number)
-        return running + queued
+        return (running + queued + self.refcount_skew.get(ev.number, 0)) & 0xFFFFFFFF
 
     # ----------------------------------------------------------- invariants
 

@@ -1,8 +1,8 @@
 """The model's SMCCC front: routes a function ID to the service that owns it.
 
-DEN0028 (abi.md 1): the function ID is W0 (only its low 32 bits count); for SMC32
-calls only the low 32 bits of each argument count; an unknown function ID answers
-NOT_SUPPORTED (-1) and is never an error of the caller's making.
+DEN0028 (docs/reference/smccc.md): the function ID is W0 (only its low 32 bits count);
+for SMC32 calls only the low 32 bits of each argument count; an unknown function ID
+answers NOT_SUPPORTED (-1) and is never an error of the caller's making.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from apflab.model.apf import AsyncPf
 from apflab.model.platform import Platform
 from apflab.model.sdei import Dispatcher, Result
 
-#: Bit 30 of a function ID: SMC64 (abi.md 1.1).
+#: Bit 30 of a function ID: SMC64 (DEN0028 function identifiers).
 SMC64_BIT = 1 << 30
 _PSCI_IMPLEMENTED = frozenset({psci.PSCI_VERSION, psci.PSCI_FEATURES, smccc.SMCCC_VERSION})
 _ARCH_FEATURES_IMPLEMENTED = frozenset({smccc.SMCCC_VERSION, smccc.SMCCC_ARCH_FEATURES})
@@ -53,5 +53,5 @@ class SmcccFront:
                     bits |= 1 << smccc.KvmFeature.ASYNC_PF
                 return Result(bits, (0, 0, 0))
             if fid == smccc.KVM_FUNC_ASYNC_PF and self.apf is not None:
-                return self.apf.hypercall(pe, args)
+                return self.apf.hypercall(pe, args, raw=regs[1:18])
         return Result(smccc.NOT_SUPPORTED)

@@ -1,7 +1,7 @@
 """The SDEI handler state machine, written as data.
 
 DEN0054A section 6.1 / 6.1.2 as Trusted Firmware-A encodes it in
-``services/std_svc/sdei/sdei_state.c`` (abi.md 2.5): six reachable states, named by
+``services/std_svc/sdei/sdei_state.c`` (docs/reference/sdei-states.md): six reachable states, named by
 TF-A's mnemonics (R = running, E = enabled, G = registered; upper case = set), and ten
 actions. Each cell is DENY (the call fails), NOP (allowed, no change) or the new state.
 """
@@ -60,7 +60,7 @@ X = Outcome.DENY
 N = Outcome.NOP
 reg, reG, rEG, Reg, ReG, REG = State.reg, State.reG, State.rEG, State.Reg, State.ReG, State.REG
 
-#: Columns in the order of abi.md 2.5 / TF-A's table.
+#: Columns in the order of TF-A's table (docs/reference/sdei-states.md).
 COLUMNS: Final = (
     Action.REGISTER,
     Action.RELEASE,
@@ -74,7 +74,7 @@ COLUMNS: Final = (
     Action.DISPATCH,
 )
 
-#: State x action -> outcome. Rows transcribe abi.md 2.5 cell by cell.
+#: State x action -> outcome. Rows transcribe DEN0054A 6.1.2 / sdei_state.c cell by cell.
 # fmt: off
 _ROWS: Final[dict[State, tuple[Cell, ...]]] = {
     #      REGISTER RELEASE ENABLE  DISABLE UNREG   ROUTING CONTEXT COMPL   C_AND_R DISPATCH

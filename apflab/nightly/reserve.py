@@ -3,7 +3,7 @@
 Everything is reserved and acquired *before* pytest starts, and pytest then gets exactly
 as many workers as there are places: per-worker reservations deadlock as soon as there
 are more workers than free places, because pytest-xdist starts no test until every
-worker is configured (labgrid-lab.md F10). Reservations not allocated by the deadline
+worker is configured (measured: docs/reference/lab.md). Reservations not allocated by the deadline
 are cancelled; fewer places than asked is fine down to ``minimum``, and the reasons the
 others were not had (acquired by whom, reserved, no resources) are kept for the report.
 Whatever goes wrong half-way, what was acquired is released and every reservation made

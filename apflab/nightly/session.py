@@ -6,7 +6,7 @@ and identity ``host/user`` as ``labgrid-client``, so pytest workers started afte
 find the places acquired by their own user) and gives every call a deadline: an
 unreachable or stuck coordinator is an error after ``timeout`` seconds, never a hang.
 Calls from one process cost milliseconds, where each ``labgrid-client`` run costs ~0.45 s
-of start-up (labgrid-lab.md 0).
+of start-up (measured here).
 """
 
 from __future__ import annotations

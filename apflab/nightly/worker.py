@@ -19,7 +19,7 @@ folder, target, and the places in worker order). In worker ``gwN`` it
 * takes a target that has a labgrid Strategy (lab.yaml's lab-board) to its ``guest``
   state before the first case: the board boots the kernel under test, the guest starts.
 
-A worker beyond the plan's places is a usage error (labgrid-lab.md F11): the runner
+A worker beyond the plan's places is a usage error (measured: docs/reference/lab.md): the runner
 passes ``--max-worker-restart=0`` so xdist does not start replacements.
 """
 

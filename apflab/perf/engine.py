@@ -11,7 +11,7 @@ Two levels of scheduling meet here, and APF's gain and cost both come from how t
 
 Time advances from event to event (a fault, its completion, a slice end, a wake-up); the
 writer's page writes between faults are one span of CPU time. All times are seconds.
-The model follows the v4 series' protocol (abi.md 4): the not-present notice is an SDEI
+The model follows the v4 series' protocol (docs/reference/apf.md): the not-present notice is an SDEI
 event, the writer sleeps until the page-ready PPI wakes it, and a fault is taken
 asynchronously only while the writer runs at EL0, one at a time.
 """

@@ -18,7 +18,7 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True)
 class Params:
-    # --- the workload: `testsuite test async_pf -l N [-t] -q` (seed-results.md) --------------
+    # --- the workload: `testsuite test async_pf -l N [-t] -q` (docs/reference/apf-seed-results.md) --------------
     guest_mb: int = 1024  # seed: guest memory
     guest_reserved_mb: int = 160  # kernel, page tables, slab, page-cache floor: MemAvailable ~864 MB
     passes: int = 1  # -l N
@@ -50,7 +50,7 @@ class Params:
     steal_fraction: float = 0.1023  # calibrated: share of a blocking fault the guest sees as steal
     steal_spread: float = 0.1023  # per run, steal is uniform in fraction +- spread
 
-    # --- APF (abi.md 4): the costs of one asynchronous fault ---------------------------------
+    # --- APF (docs/reference/apf.md): the costs of one asynchronous fault ---------------------------------
     sdei_delivery_us: float = 3.0  # exit, SDEI injection, handler, COMPLETE_AND_RESUME
     guest_switch_us: float = 2.0  # schedule() and a context switch in the guest
     page_ready_us: float = 4.0  # kick, pre-fault map, PPI, handler wake-up, IRQ_ACK

@@ -1,4 +1,5 @@
-"""The published scenario A table (seed-results.md), as data: calibration targets and bands.
+"""The published scenario A table (docs/reference/apf-seed-results.md), as data: calibration targets
+and bands.
 
 Source: Gavin Shan, KVM Forum 2021 slides and the APF v4 cover letter (2021-08-15).
 Scenario B's measured results are deliberately absent from the reference, and from here.

@@ -138,7 +138,7 @@ def _seed_bands(table: PerfTable) -> list[str]:
     lo, hi = seed.A_BAND_NO_CALC
     lo_t, hi_t = seed.A_BAND_CALC
     return [
-        f"published (seed-results.md): without -t +{lo}..+{hi}% time; with -t {lo_t}..{hi_t}% time; "
+        f"published (APF v4 00/15): without -t +{lo}..+{hi}% time; with -t {lo_t}..{hi_t}% time; "
         f"about {seed.A_ASYNC_FAULTS:,} asynchronous page faults"
     ]
 

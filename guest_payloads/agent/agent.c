@@ -32,6 +32,8 @@
 #define FN_SHARED_RESET 0xC4000032UL
 #define PSCI_VERSION 0x84000000UL
 #define PSCI_CPU_ON 0xC4000003UL
+#define PSCI_CPU_OFF 0x84000002UL
+#define PSCI_AFFINITY_INFO 0xC4000004UL
 #define SDEI_DENIED ((u64)-3)
 #define SDEI_PENDING ((u64)-5)
 #define NOT_SUPPORTED ((u64)-1)
@@ -88,11 +90,24 @@ struct finish {
 	u64 arg;
 };
 
+/* What a call leaves: x0..x17, the return PC, DAIF, NZCV, SPSel (start.S), then read in C
+ * right after it: ELR_ELx, SPSR_ELx and the PSTATE bits beyond those (PAN, UAO, DIT, SSBS). */
+#define OUT_WORDS 25
+#define OUT_ELR 22
+#define OUT_SPSR 23
+#define OUT_PBITS 24
+
+/* PSTATE bits at their SPSR positions (Arm ARM SPSR_ELx). */
+#define PSTATE_SSBS (1UL << 12)
+#define PSTATE_PAN (1UL << 22)
+#define PSTATE_UAO (1UL << 23)
+#define PSTATE_DIT (1UL << 24)
+
 /* A call the boot CPU hands to another PE: it polls its box (MMU off: all Device memory). */
 struct mailbox {
 	volatile u32 busy;
 	u64 in[18];
-	u64 out[22];
+	u64 out[OUT_WORDS];
 };
 
 static struct handler handlers[MAX_HANDLERS];
@@ -102,7 +117,7 @@ static volatile int nrecords[MAX_CPUS];
 static int records_dropped[MAX_CPUS];
 static int current_record[MAX_CPUS][4];
 static int landings[MAX_CPUS][MAX_LANDINGS], nlandings[MAX_CPUS];
-static u64 last_regs[MAX_CPUS][22]; /* x0..x17, return pc, daif, nzcv, spsel */
+static u64 last_regs[MAX_CPUS][OUT_WORDS]; /* x0..x17, pc, daif, nzcv, spsel, elr, spsr, pstate bits */
 static int host_steps; /* the console says the host serves the host-step call */
 static u32 unexpected_irqs;
 static struct mailbox mbox[MAX_CPUS];
@@ -179,16 +194,113 @@ static u64 counter_freq(void)
 	return v ? v : 62500000;
 }
 
+/* Which of PAN, UAO, DIT, SSBS this PE implements (ID_AA64MMFR1/MMFR2/PFR0/PFR1). */
+static u64 pstate_bits_implemented(void)
+{
+	u64 mmfr1, mmfr2, pfr0, pfr1, bits = 0;
+	__asm__ volatile("mrs %0, id_aa64mmfr1_el1" : "=r"(mmfr1));
+	__asm__ volatile("mrs %0, s3_0_c0_c7_2" : "=r"(mmfr2)); /* ID_AA64MMFR2_EL1 */
+	__asm__ volatile("mrs %0, id_aa64pfr0_el1" : "=r"(pfr0));
+	__asm__ volatile("mrs %0, s3_0_c0_c4_1" : "=r"(pfr1)); /* ID_AA64PFR1_EL1 */
+	if ((mmfr1 >> 20) & 0xf)
+		bits |= PSTATE_PAN;
+	if ((mmfr2 >> 4) & 0xf)
+		bits |= PSTATE_UAO;
+	if ((pfr0 >> 48) & 0xf)
+		bits |= PSTATE_DIT;
+	if (((pfr1 >> 4) & 0xf) >= 2) /* FEAT_SSBS2: the MSR/MRS SSBS forms */
+		bits |= PSTATE_SSBS;
+	return bits;
+}
+
+static u64 pstate_impl;
+
+/* PAN, UAO, DIT, SSBS as the PE has them now (those it implements). */
+static u64 read_pstate_bits(void)
+{
+	u64 v, bits = 0;
+	if (pstate_impl & PSTATE_PAN) {
+		__asm__ volatile("mrs %0, s3_0_c4_c2_3" : "=r"(v)); /* PAN */
+		bits |= v & PSTATE_PAN;
+	}
+	if (pstate_impl & PSTATE_UAO) {
+		__asm__ volatile("mrs %0, s3_0_c4_c2_4" : "=r"(v)); /* UAO */
+		bits |= v & PSTATE_UAO;
+	}
+	if (pstate_impl & PSTATE_DIT) {
+		__asm__ volatile("mrs %0, s3_3_c4_c2_5" : "=r"(v)); /* DIT */
+		bits |= v & PSTATE_DIT;
+	}
+	if (pstate_impl & PSTATE_SSBS) {
+		__asm__ volatile("mrs %0, s3_3_c4_c2_6" : "=r"(v)); /* SSBS */
+		bits |= v & PSTATE_SSBS;
+	}
+	return bits;
+}
+
+static void write_pstate_bits(u64 bits)
+{
+	if (pstate_impl & PSTATE_PAN)
+		__asm__ volatile("msr s3_0_c4_c2_3, %0" ::"r"(bits & PSTATE_PAN));
+	if (pstate_impl & PSTATE_UAO)
+		__asm__ volatile("msr s3_0_c4_c2_4, %0" ::"r"(bits & PSTATE_UAO));
+	if (pstate_impl & PSTATE_DIT)
+		__asm__ volatile("msr s3_3_c4_c2_5, %0" ::"r"(bits & PSTATE_DIT));
+	if (pstate_impl & PSTATE_SSBS)
+		__asm__ volatile("msr s3_3_c4_c2_6, %0" ::"r"(bits & PSTATE_SSBS));
+}
+
+static void read_elr_spsr(u64 *elr, u64 *spsr)
+{
+	if (agent_el == 2) {
+		__asm__ volatile("mrs %0, elr_el2" : "=r"(*elr));
+		__asm__ volatile("mrs %0, spsr_el2" : "=r"(*spsr));
+	} else {
+		__asm__ volatile("mrs %0, elr_el1" : "=r"(*elr));
+		__asm__ volatile("mrs %0, spsr_el1" : "=r"(*spsr));
+	}
+}
+
+static void write_elr_spsr(u64 elr, u64 spsr)
+{
+	if (agent_el == 2) {
+		__asm__ volatile("msr elr_el2, %0" ::"r"(elr));
+		__asm__ volatile("msr spsr_el2, %0" ::"r"(spsr));
+	} else {
+		__asm__ volatile("msr elr_el1, %0" ::"r"(elr));
+		__asm__ volatile("msr spsr_el1, %0" ::"r"(spsr));
+	}
+}
+
+/* SCTLR_ELx.SPAN = 1 (PAN kept on exception entry) and DSSBS = 0 (SSBS cleared): the
+ * configuration the suites' expectations of a handler's PSTATE assume. */
+static void set_exception_entry_config(void)
+{
+	u64 v;
+	if (agent_el == 2) {
+		__asm__ volatile("mrs %0, sctlr_el2" : "=r"(v));
+		v = (v | (1UL << 23)) & ~(1UL << 44);
+		__asm__ volatile("msr sctlr_el2, %0; isb" ::"r"(v));
+	} else {
+		__asm__ volatile("mrs %0, sctlr_el1" : "=r"(v));
+		v = (v | (1UL << 23)) & ~(1UL << 44);
+		__asm__ volatile("msr sctlr_el1, %0; isb" ::"r"(v));
+	}
+}
+
 static void conduit_call(const u64 *in, u64 *out)
 {
 	if (agent_conduit)
 		call_hvc(in, out);
 	else
 		call_smc(in, out);
+	read_elr_spsr(&out[OUT_ELR], &out[OUT_SPSR]);
+	out[OUT_PBITS] = read_pstate_bits();
 }
 
 #define MBOX_CALL 1
 #define MBOX_PING 2
+#define MBOX_OFF 3
 
 /* Bound on waiting for another PE to take and finish a call (counter ticks set at start). */
 static u64 pe_call_ticks;
@@ -210,7 +322,7 @@ static int call_on(int c, const u64 *in, u64 *out)
 	while (m->busy)
 		if (counter() > deadline)
 			return -1;
-	for (int i = 0; i < 22; i++)
+	for (int i = 0; i < OUT_WORDS; i++)
 		out[i] = m->out[i];
 	return 0;
 }
@@ -218,7 +330,7 @@ static int call_on(int c, const u64 *in, u64 *out)
 static u64 simple_call_on(int c, u64 fid, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5)
 {
 	u64 in[18] = {fid, a1, a2, a3, a4, a5};
-	u64 out[22];
+	u64 out[OUT_WORDS];
 	if (call_on(c, in, out))
 		return NOT_SUPPORTED;
 	return out[0];
@@ -263,9 +375,19 @@ void secondary_loop(void)
 			mbox[c].busy = 0;
 			continue;
 		}
-		u64 out[22];
+		if (mbox[c].busy == MBOX_OFF) {
+			u64 in[18] = {PSCI_CPU_OFF}, out[OUT_WORDS];
+			cpu_online[c] = 0;
+			__asm__ volatile("dsb sy" ::: "memory");
+			mbox[c].busy = 0;
+			__asm__ volatile("dsb sy; sev" ::: "memory");
+			conduit_call(in, out); /* does not return when it succeeds */
+			for (;;)
+				__asm__ volatile("wfe");
+		}
+		u64 out[OUT_WORDS];
 		conduit_call((const u64 *)mbox[c].in, out);
-		for (int i = 0; i < 22; i++) {
+		for (int i = 0; i < OUT_WORDS; i++) {
 			mbox[c].out[i] = out[i];
 			last_regs[c][i] = out[i];
 		}
@@ -276,6 +398,7 @@ void secondary_loop(void)
 
 void secondary_main(void)
 {
+	set_exception_entry_config();
 	cpu_online[cpu()] = 1;
 	secondary_loop();
 }
@@ -353,7 +476,7 @@ struct finish agent_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate, u64 dai
 		rec->x[1] = arg;
 		rec->x[2] = pc;
 		rec->x[3] = pstate;
-		rec->pstate = compose_pstate(daif, nzcv, currentel, spsel);
+		rec->pstate = compose_pstate(daif, nzcv, currentel, spsel) | read_pstate_bits();
 		rec->nresults = 0;
 		rec->has_fin = rec->failures = rec->landed = 0;
 		nrecords[c] = idx + 1;
@@ -372,7 +495,7 @@ struct finish agent_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate, u64 dai
 		struct step *s = &h->steps[i];
 		u64 result = NOT_SUPPORTED; /* host-side steps where the host has no hook */
 		u64 in[18] = {0};
-		u64 out[22];
+		u64 out[OUT_WORDS];
 		if (s->kind == STEP_CALL) {
 			in[0] = s->fid;
 			for (int a = 0; a < s->nargs; a++)
@@ -634,14 +757,14 @@ static void cmd_hello(void)
 	put_kv("ep", (u64)sdei_entry);
 	put_kv("resume", resume_pad());
 	put_kv("vbar", vbar());
-	puts_(ncpus > 1 ? " caps=multi-pe,reset" : " caps=reset");
+	puts_(ncpus > 1 ? " caps=context,multi-pe,pe-power,reset" : " caps=context,reset");
 	puts_(host_steps ? ",inject,in-handler-inject\n" : "\n");
 }
 
 static void cmd_call(int n)
 {
 	u64 in[18] = {0};
-	u64 out[22];
+	u64 out[OUT_WORDS];
 	if (n < 2) {
 		reply_err("CALL needs a function ID");
 		return;
@@ -664,7 +787,7 @@ static void cmd_call(int n)
 		return;
 	}
 	if (selected == 0)
-		for (int i = 0; i < 22; i++)
+		for (int i = 0; i < OUT_WORDS; i++)
 			last_regs[0][i] = out[i];
 	wait_quiet();
 	print_records();
@@ -690,7 +813,7 @@ static void cmd_host_step(int n, u64 kind)
 		reply_err(why);
 		return;
 	}
-	u64 in[18], out[22];
+	u64 in[18], out[OUT_WORDS];
 	u64 *last = last_regs[selected];
 	for (int i = 0; i < 18; i++)
 		in[i] = last[i];
@@ -706,7 +829,7 @@ static void cmd_host_step(int n, u64 kind)
 	}
 	u64 status = out[1];
 	if (selected == 0)
-		for (int i = 0; i < 22; i++)
+		for (int i = 0; i < OUT_WORDS; i++)
 			last_regs[0][i] = out[i];
 	wait_quiet();
 	print_records();
@@ -722,12 +845,91 @@ static void cmd_regs(void)
 	u64 *r = last_regs[selected];
 	put_hex(r[18]);
 	uart_putc(' ');
-	put_hex(compose_pstate(r[19], r[20], el, r[21]));
+	put_hex(compose_pstate(r[19], r[20], el, r[21]) | r[OUT_PBITS]);
 	for (int i = 0; i < 18; i++) {
 		uart_putc(' ');
 		put_hex(r[i]);
 	}
+	uart_putc(' ');
+	put_hex(r[OUT_ELR]);
+	uart_putc(' ');
+	put_hex(r[OUT_SPSR]);
 	uart_putc('\n');
+}
+
+/* CTX <pstate bits> <elr> <spsr>: the main context (PE 0) runs with these from now on. */
+static void cmd_ctx(int n)
+{
+	u64 v[3];
+	if (n != 4) {
+		reply_err("CTX takes <pstate_bits> <elr> <spsr>");
+		return;
+	}
+	for (int i = 0; i < 3; i++) {
+		const char *why = parse_hex(tokens[i + 1], &v[i]);
+		if (why) {
+			reply_err(why);
+			return;
+		}
+	}
+	if (selected != 0) {
+		reply_err("not supported: CTX sets PE 0's context only");
+		return;
+	}
+	if (v[0] & ~pstate_impl) {
+		reply_err("not supported: this PE lacks one of the PSTATE bits (PAN, UAO, DIT, SSBS)");
+		return;
+	}
+	write_pstate_bits(v[0]);
+	write_elr_spsr(v[1], v[2]);
+	puts_("OK\n");
+}
+
+/* PSCI CYCLE <pe>: PE <pe> calls CPU_OFF, PE 0 turns it on again with CPU_ON (bounded waits). */
+static void cmd_psci(int n)
+{
+	u64 pe;
+	if (n < 2 || !streq_ci(tokens[1], "CYCLE")) {
+		reply_err("not supported: PSCI takes CYCLE <pe> here (no system reset)");
+		return;
+	}
+	const char *why = n == 3 ? parse_hex(tokens[2], &pe) : "PSCI CYCLE takes <pe>";
+	if (why) {
+		reply_err(why);
+		return;
+	}
+	if (pe == 0 || pe >= (u64)ncpus) {
+		reply_err("no such PE to cycle (PE 0 turns the others off and on)");
+		return;
+	}
+	int c = (int)pe;
+	u64 deadline = counter() + pe_call_ticks;
+	__asm__ volatile("dsb sy" ::: "memory");
+	mbox[c].busy = MBOX_OFF;
+	__asm__ volatile("dsb sy; sev" ::: "memory");
+	while (cpu_online[c] && counter() < deadline)
+		;
+	while (simple_call(PSCI_AFFINITY_INFO, pe, 0, 0, 0, 0) != 1 && counter() < deadline)
+		; /* 1: OFF */
+	if (cpu_online[c] || simple_call(PSCI_AFFINITY_INFO, pe, 0, 0, 0, 0) != 1) {
+		reply_err("the PE did not turn off within 1 s");
+		return;
+	}
+	clear_cpu(c);
+	for (int i = 0; i < OUT_WORDS; i++)
+		last_regs[c][i] = 0;
+	if (simple_call(PSCI_CPU_ON, pe, (u64)secondary_entry, 0, 0, 0) != 0) {
+		reply_err("CPU_ON refused");
+		return;
+	}
+	deadline = counter() + pe_call_ticks;
+	while (!cpu_online[c] && counter() < deadline)
+		;
+	if (!cpu_online[c]) {
+		reply_err("the PE did not come back within 1 s");
+		return;
+	}
+	puts_("OK\n");
 }
 
 static void cmd_handler(int n)
@@ -819,6 +1021,7 @@ static void cmd_reset(void)
 {
 	/* Back to the power-on SDEI state on every PE: nothing registered, bindings released, masked. */
 	int denied = 0;
+	write_pstate_bits(0); /* and PE 0's context without the bits a CTX planted */
 	for (int c = 0; c < ncpus; c++) {
 		simple_call_on(c, FN_PE_MASK, 0, 0, 0, 0, 0);
 		denied |= simple_call_on(c, FN_PRIVATE_RESET, 0, 0, 0, 0, 0) == SDEI_DENIED;
@@ -845,7 +1048,7 @@ static void cmd_reset(void)
 	wait_quiet();
 	clear_session();
 	for (int c = 0; c < MAX_CPUS; c++)
-		for (int i = 0; i < 22; i++)
+		for (int i = 0; i < OUT_WORDS; i++)
 			last_regs[c][i] = 0;
 	selected = 0;
 	puts_("OK\n");
@@ -874,6 +1077,10 @@ static void dispatch_line(void)
 		cmd_handler(n);
 	} else if (streq_ci(c, "RESET")) {
 		cmd_reset();
+	} else if (streq_ci(c, "CTX")) {
+		cmd_ctx(n);
+	} else if (streq_ci(c, "PSCI")) {
+		cmd_psci(n);
 	} else if (streq_ci(c, "PE")) {
 		u64 pe;
 		const char *why = n == 2 ? parse_hex(tokens[1], &pe) : "PE takes 1 argument(s)";
@@ -942,6 +1149,8 @@ void agent_main(void)
 {
 	uart_init();
 	host_steps = uart_host_steps();
+	pstate_impl = pstate_bits_implemented();
+	set_exception_entry_config();
 	clear_session();
 	probe_conduit();
 	pe_call_ticks = counter_freq(); /* 1 s */

@@ -3,7 +3,7 @@
  * handler trampoline and the COMPLETE_AND_RESUME landing pad.
  *
  * Runs at EL1 or EL2 with the MMU off, whichever EL it is entered at. The SDEI
- * dispatcher saves and restores only x0-x17 (DEN0054, abi.md 2.6), so the
+ * dispatcher saves and restores only x0-x17 (DEN0054C handler dispatch; TF-A save_event_ctx), so the
  * trampoline saves x18-x30 and SP itself, on a stack of its own per nesting depth.
  */
 

@@ -1,5 +1,5 @@
 /*
- * async_pf: the workload of the APF seed results (shared/reference/seed-results.md).
+ * async_pf: the workload of the APF seed results (docs/reference/apf-seed-results.md).
  *
  *   async_pf [-l PASSES] [-m MB] [-M MARGIN_MB] [-t] [-q]
  *

@@ -2,9 +2,9 @@
 
 The destination QEMU is started over SSH on the target's migration host (for the
 project's own runs a throwaway OpenSSH server on 127.0.0.1 with strict host-key
-checking). Checks follow QEMU's migration tests (anchors.md 5.3-5.4): the source ends
+checking). Checks follow QEMU's migration tests (docs/reference/lab.md): the source ends
 ``postmigrate``, the destination ``running``, and the guest keeps making progress there.
-The scenario B test is seed-results.md's: 1 vCPU, 1024 MB, no cgroup, ``-l 50`` with
+The scenario B test is the series' (docs/reference/apf-seed-results.md): 1 vCPU, 1024 MB, no cgroup, ``-l 50`` with
 ``-t``, post-copy while the workload runs, 4 KB pages, about 915 MB moved.
 """
 
@@ -18,10 +18,10 @@ from apflab.migrate.figures import COLUMNS, markdown, table_row
 from apflab.testing import spec
 from testcases.linux.guest import FIRST_PASS, HANDSHAKE, RESUMED, start_handshake, start_workload, uptime
 
-MIGRATION = "anchors.md 5.3 Migration in the functional tests"
-POSTCOPY = "anchors.md 5.4 Post-copy"
-SCENARIO_B = "seed-results.md Scenario B"
-PAGE_SIZE = 4096  # seed-results.md scenario B: 4 KB pages
+MIGRATION = "QEMU tests/functional/migration.py; docs/reference/lab.md"
+POSTCOPY = "QEMU tests/qtest/migration/postcopy-tests.c; docs/reference/lab.md"
+SCENARIO_B = "APF v4 00/15 scenario B; docs/reference/apf-seed-results.md"
+PAGE_SIZE = 4096  # scenario B: 4 KB pages
 
 
 def _pass_numbers(text: str) -> list[int]:

@@ -1,6 +1,6 @@
 """The async_pf workload in a real arm64 Linux guest: the seed's table, measured.
 
-seed-results.md, "The workload" and scenario A: ``async_pf -l N [-t] -q``; thread (a)
+APF v4 00/15 (docs/reference/apf-seed-results.md), the workload and scenario A: ``async_pf -l N [-t] -q``; thread (a)
 writes all available memory, with ``-t`` a calculation thread counts its progress; the
 table has the columns Time-, Calculation-, Time+, Output. ``-`` runs are without APF,
 ``+`` runs with it; where the target cannot switch APF the ``+`` tests SKIP with the
@@ -18,8 +18,8 @@ from apflab.linux.table import Row, render
 from apflab.testing import Unsupported, spec
 from testcases.linux.guest import run_workload
 
-WORKLOAD = "seed-results.md The workload"
-SCENARIO_A = "seed-results.md Scenario A"
+WORKLOAD = "APF v4 00/15 workload; docs/reference/apf-seed-results.md"
+SCENARIO_A = "APF v4 00/15 scenario A; docs/reference/apf-seed-results.md"
 REPS = 3  # runs per configuration
 RESULTS: dict[tuple[bool, str], list[workload.WorkloadResult]] = {}  # (calc, "-"/"+") -> runs
 

@@ -1,6 +1,6 @@
 """Scenario A (heavy swap-in) reproduced by the performance model, against the published table.
 
-seed-results.md, scenario A: 1 vCPU, 1024 MB guest, QEMU in a 512 MB cgroup, ``-l 1``.
+APF v4 00/15, scenario A (docs/reference/apf-seed-results.md): 1 vCPU, 1024 MB guest, QEMU in a 512 MB cgroup, ``-l 1``.
 The bands and ranges below are the published numbers; the model's parameters are
 physical quantities (docs/perf-model.md), six of them calibrated on the published means.
 """
@@ -11,7 +11,7 @@ from statistics import mean
 
 from apflab.testing import spec
 
-SECTION = "seed-results.md Scenario A"
+SECTION = "APF v4 00/15 scenario A; docs/reference/apf-seed-results.md"
 
 
 @spec(SECTION, "without -t, APF costs +5.0..+6.4% time (nothing else can run while a fault is resolved)")

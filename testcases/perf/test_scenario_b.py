@@ -1,16 +1,16 @@
 """Scenario B (post-copy during the run) predicted by the performance model.
 
-seed-results.md, scenario B: 1 vCPU, 1024 MB, no cgroup limit, ``-l 50``, post-copy while
-the workload runs, 4 KB pages, about 915 MB moved. Its measured results are withheld; the
-prediction (docs/perf-model.md) is recorded here as metrics, and only what the seed
-states about the setup is asserted.
+APF v4 00/15, scenario B (docs/reference/apf-seed-results.md): 1 vCPU, 1024 MB, no cgroup
+limit, ``-l 50``, post-copy while the workload runs, 4 KB pages, about 915 MB moved. Its
+measured results are withheld; the prediction (docs/perf-model.md) is recorded here as
+metrics, and only what the seed states about the setup is asserted.
 """
 
 from __future__ import annotations
 
 from apflab.testing import spec
 
-SECTION = "seed-results.md Scenario B"
+SECTION = "APF v4 00/15 scenario B; docs/reference/apf-seed-results.md"
 
 
 @spec(SECTION, "post-copy moves about 915 MB in 4 KB pages")

@@ -1,7 +1,7 @@
 """INTERRUPT_BIND, INTERRUPT_RELEASE and FEATURES(BIND_SLOTS).
 
-DEN0054C 5.1.14, 5.1.15, 5.1.17; TF-A sdei_main.c as summarised in abi.md 2.1 and
-sdei-spec-points.md point 9; the bind-exhaustion shape of tf-a-tests test_sdei_bind_failure.
+DEN0054C 5.1.14, 5.1.15, 5.1.17 (docs/reference/sdei-calls.md); TF-A sdei_main.c; Arm's
+ACS test_017; the bind-exhaustion shape of tf-a-tests test_sdei_bind_failure.
 """
 
 from __future__ import annotations
@@ -41,14 +41,24 @@ def require_bind_slots(guest: Guest) -> None:
 
 def _slots(guest: Guest, expect: Expect) -> tuple[int, int]:
     value = guest.sdei.features(Feature.BIND_SLOTS).ret
-    expect(value >= 0, True, f"FEATURES(BIND_SLOTS) = {value}", Known("signal_features_not_routed", False))
+    if not expect(value >= 0, True, f"FEATURES(BIND_SLOTS) = {value}", Known("signal_features_not_routed", False)):
+        expect.stop("no slot count")
     return sdei.bind_slots_fields(value)
+
+
+def _bind(guest: Guest, expect: Expect, intid: int, what: str = "INTERRUPT_BIND") -> int:
+    """INTERRUPT_BIND of ``intid``: the event number; the case stops if there is none."""
+    number = guest.sdei.bind(intid).ret
+    if not expect(number >= 0, True, f"{what}({intid}) = {number}", Known("bind_release_not_supported", False)):
+        expect.stop("nothing was bound")
+    return number
 
 
 @spec("DEN0054C 5.1.17", "FEATURES(BIND_SLOTS): bits 63:32 zero, at least 2 private and 2 shared slots (ACS)")
 def test_features_bind_slots(guest: Guest, expect: Expect) -> None:
     value = guest.sdei.features(Feature.BIND_SLOTS).ret
-    expect(value >= 0, True, f"FEATURES(BIND_SLOTS) = {value}", Known("signal_features_not_routed", False))
+    if not expect(value >= 0, True, f"FEATURES(BIND_SLOTS) = {value}", Known("signal_features_not_routed", False)):
+        return
     expect(value >> 32, 0, "bits 63:32")
     private, shared = sdei.bind_slots_fields(value)
     no_slots = Known("tfa_qemu_no_bind_slots", False)
@@ -97,11 +107,9 @@ def test_bind_static(guest: Guest, expect: Expect) -> None:
 @spec("DEN0054C 5.1.14", "a PPI binds to a private event and an SPI to a shared one")
 def test_bind_types(guest: Guest, expect: Expect) -> None:
     require_bind_slots(guest)
-    ppi_event = guest.sdei.bind(free_ppis(guest)[0]).ret
-    expect(ppi_event >= 0, True, f"INTERRUPT_BIND(PPI) = {ppi_event}", Known("bind_release_not_supported", False))
+    ppi_event = _bind(guest, expect, free_ppis(guest)[0], "INTERRUPT_BIND(PPI)")
     expect(guest.sdei.get_info(ppi_event, Info.EV_TYPE).ret, EventType.PRIVATE, "EV_TYPE of the PPI's event")
-    spi_event = guest.sdei.bind(free_spi(guest)).ret
-    expect(spi_event >= 0, True, f"INTERRUPT_BIND(SPI) = {spi_event}")
+    spi_event = _bind(guest, expect, free_spi(guest), "INTERRUPT_BIND(SPI)")
     expect(guest.sdei.get_info(spi_event, Info.EV_TYPE).ret, EventType.SHARED, "EV_TYPE of the SPI's event")
 
 
@@ -109,8 +117,7 @@ def test_bind_types(guest: Guest, expect: Expect) -> None:
 def test_bind_twice(guest: Guest, expect: Expect) -> None:
     require_bind_slots(guest)
     spi = free_spi(guest)
-    first = guest.sdei.bind(spi).ret
-    expect(first >= 0, True, f"INTERRUPT_BIND = {first}", Known("bind_release_not_supported", False))
+    first = _bind(guest, expect, spi)
     expect(guest.sdei.bind(spi).ret, first, "second INTERRUPT_BIND of the same interrupt")
 
 
@@ -141,8 +148,7 @@ def test_bound_event_dispatch(guest: Guest, expect: Expect) -> None:
     require_bind_slots(guest)
     guest.require("irq", "the bound interrupt is raised from the host side")
     spi = free_spi(guest)
-    number = guest.sdei.bind(spi).ret
-    expect(number >= 0, True, f"INTERRUPT_BIND = {number}", Known("bind_release_not_supported", False))
+    number = _bind(guest, expect, spi)
     ev = next(e for e in guest.info.events if e.number == number)
     arm(guest, expect, ev)
     result = guest.raise_irq(spi, 0)
@@ -157,8 +163,7 @@ def test_release_static(guest: Guest, expect: Expect, shared_event) -> None:
 @spec("DEN0054C 5.1.15", "INTERRUPT_RELEASE of a registered event is DENIED")
 def test_release_registered(guest: Guest, expect: Expect) -> None:
     require_bind_slots(guest)
-    number = guest.sdei.bind(free_spi(guest)).ret
-    expect(number >= 0, True, f"INTERRUPT_BIND = {number}", Known("bind_release_not_supported", False))
+    number = _bind(guest, expect, free_spi(guest))
     expect(guest.sdei.register(number, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER")
     expect(guest.sdei.release(number).ret, sdei.DENIED, "INTERRUPT_RELEASE while registered")
 
@@ -166,8 +171,7 @@ def test_release_registered(guest: Guest, expect: Expect) -> None:
 @spec("DEN0054C 5.1.2, 5.1.15", "after INTERRUPT_RELEASE the dynamic event can no longer be registered")
 def test_release_then_register(guest: Guest, expect: Expect) -> None:
     require_bind_slots(guest)
-    number = guest.sdei.bind(free_spi(guest)).ret
-    expect(number >= 0, True, f"INTERRUPT_BIND = {number}", Known("bind_release_not_supported", False))
+    number = _bind(guest, expect, free_spi(guest))
     expect(guest.sdei.release(number).ret, sdei.SUCCESS, "INTERRUPT_RELEASE")
     expect(guest.sdei.register(number, arg=ARG).ret, sdei.DENIED, "EVENT_REGISTER of the released event")
 

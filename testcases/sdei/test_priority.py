@@ -1,9 +1,9 @@
 """Priority and nesting, the PE mask, and routing of shared events.
 
-abi.md 2.4 and sdei-spec-points.md points 3 and 12: a critical event may preempt a
-running normal one and nothing else nests (depth at most 2); PEs start masked; an event
-triggered while the PE is masked stays pending until PE_UNMASK (spec point 3); shared
-events go where their routing says (DEN0054C 5.1.2, 5.1.11).
+DEN0054C 5.1.12, 5.1.13, 5.1.18.1 (docs/reference/sdei-dispatch.md): a critical event may
+preempt a running normal one and nothing else nests (depth at most 2); PEs start masked;
+an event triggered while the PE is masked stays pending until PE_UNMASK; shared events go
+where their routing says (DEN0054C 5.1.2, 5.1.11).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 from apflab.abi import sdei
 from apflab.abi.sdei import Fn, Routing
-from apflab.testing import Call, EventInfo, Expect, Guest, Handler, Known, spec
-from testcases.sdei.helpers import ARG, arm
+from apflab.testing import WEDGED, Call, EventInfo, Expect, Guest, Handler, Known, spec
+from testcases.sdei.helpers import ARG, arm, check_status, status_steps, u64
 
 OTHER_ARG = 0xB0B0_0002
 
@@ -32,7 +32,7 @@ def _nested(guest: Guest, expect: Expect, outer: EventInfo, inner: EventInfo, af
     return list(guest.trigger(outer).deliveries)
 
 
-@spec("DEN0054C 5.1.18.1 (spec point 12)", "a critical event preempts a running normal handler (depth 2)")
+@spec("DEN0054C 5.1.18.1", "a critical event preempts a running normal handler (depth 2)")
 def test_critical_preempts_normal(
     guest: Guest, expect: Expect, normal_event: EventInfo, critical_event: EventInfo
 ) -> None:
@@ -40,7 +40,7 @@ def test_critical_preempts_normal(
     expect([(d.event, d.depth) for d in entries], [(normal_event.number, 1), (critical_event.number, 2)], "entries")
 
 
-@spec("DEN0054C 5.1.18.1 (spec point 12)", "a normal event does not preempt a normal handler")
+@spec("DEN0054C 5.1.18.1", "a normal event does not preempt a normal handler")
 def test_normal_not_over_normal(
     guest: Guest, expect: Expect, normal_event: EventInfo, shared_normal_event: EventInfo
 ) -> None:
@@ -49,7 +49,7 @@ def test_normal_not_over_normal(
     expect([d.event for d in entries], [normal_event.number, shared_normal_event.number], "order")
 
 
-@spec("DEN0054C 5.1.18.1 (spec point 12)", "nothing preempts a critical handler")
+@spec("DEN0054C 5.1.18.1", "nothing preempts a critical handler")
 def test_nothing_over_critical(
     guest: Guest, expect: Expect, critical_event: EventInfo, normal_event: EventInfo
 ) -> None:
@@ -61,32 +61,38 @@ def test_nothing_over_critical(
 def test_context_innermost(guest: Guest, expect: Expect, normal_event: EventInfo, critical_event: EventInfo) -> None:
     guest.require("in-handler-inject", "the critical event is raised while the normal handler runs")
     _arm_second(guest, expect, critical_event, Handler([Call(Fn.EVENT_CONTEXT, 0)]))
-    # The normal handler reads STATUS (x0 = 7) right before the critical event arrives.
-    steps = [Call(Fn.EVENT_STATUS, normal_event.number), guest.trigger_steps(critical_event)]
+    version = guest.sdei.version().x[0]
+    # The normal handler calls VERSION (x0 = the version) right before the critical event arrives.
+    steps = [Call(Fn.VERSION), guest.trigger_steps(critical_event)]
     arm(guest, expect, normal_event, Handler(steps))
     entries = guest.trigger(normal_event).deliveries
     inner = [d for d in entries if d.event == critical_event.number]
-    expect(len(inner), 1, "critical handler entries")
-    expect(inner[0].results[0], 0b111, "EVENT_CONTEXT(0) in the critical handler")
+    if not expect(len(inner), 1, "critical handler entries"):
+        expect.stop("no nested handler ran")
+    expect(u64(inner[0].results[0]), version, "EVENT_CONTEXT(0) in the critical handler")
 
 
 @spec("DEN0054C 5.1.6", "after a nested handler completes, the outer handler goes on where it was")
 def test_outer_continues(guest: Guest, expect: Expect, normal_event: EventInfo, critical_event: EventInfo) -> None:
-    entries = _nested(guest, expect, normal_event, critical_event, [Call(Fn.EVENT_STATUS, normal_event.number)])
+    after = [*status_steps(expect, normal_event, "STATUS in the outer handler after the nested one"), Call(Fn.VERSION)]
+    entries = _nested(guest, expect, normal_event, critical_event, after)
     outer = entries[0]
-    expect(outer.results[-1], 0b111, "STATUS in the outer handler after the nested one")
-    expect(guest.sdei.status(critical_event.number).ret, 0b011, "critical event no longer running")
+    expect(u64(outer.results[-1]), guest.sdei.version().x[0], "VERSION in the outer handler after the nested one")
+    if len(after) == 2:
+        expect(outer.results[-2], 0b111, "STATUS in the outer handler after the nested one")
+    check_status(guest, expect, critical_event, 0b011, "critical event no longer running")
 
 
 # ---------------------------------------------------------------- the PE mask
 
 
 @pytest.mark.fresh_target  # TF-A loses event 0 for good after a masked trigger
-@spec("DEN0054C 5.1.12 (spec point 3)", "PEs start masked: an event raised before PE_UNMASK waits for it")
+@spec("DEN0054C 5.1.12", "PEs start masked: an event raised before PE_UNMASK waits for it")
 def test_initially_masked(guest: Guest, expect: Expect, private_event: EventInfo) -> None:
     expect(guest.sdei.register(private_event.number, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER")
     expect(guest.sdei.enable(private_event.number).ret, sdei.SUCCESS, "EVENT_ENABLE")
-    expect(len(guest.trigger(private_event).deliveries), 0, "entries while masked")
+    unchecked = Known("delivery_ignores_mask_enable", 1)
+    expect(len(guest.trigger(private_event).deliveries), 0, "entries while masked", unchecked)
     delivered = guest.sdei.pe_unmask().deliveries
     expect(
         len(delivered),
@@ -94,6 +100,7 @@ def test_initially_masked(guest: Guest, expect: Expect, private_event: EventInfo
         "entries at PE_UNMASK",
         Known("masked_injection_dropped", 0),
         Known("tfa_masked_trigger_lost", 0),
+        Known("delivery_ignores_mask_enable", 0),
     )
 
 
@@ -102,7 +109,8 @@ def test_initially_masked(guest: Guest, expect: Expect, private_event: EventInfo
 def test_mask_pending_unmask(guest: Guest, expect: Expect, private_event: EventInfo) -> None:
     arm(guest, expect, private_event)
     expect(guest.sdei.pe_mask().ret, 1, "PE_MASK", Known("pe_mask_returns_zero", 0))
-    expect(len(guest.trigger(private_event).deliveries), 0, "entries while masked")
+    unchecked = Known("delivery_ignores_mask_enable", 1)
+    expect(len(guest.trigger(private_event).deliveries), 0, "entries while masked", unchecked)
     delivered = guest.sdei.pe_unmask().deliveries
     expect(
         [d.event for d in delivered],
@@ -110,21 +118,22 @@ def test_mask_pending_unmask(guest: Guest, expect: Expect, private_event: EventI
         "entries at PE_UNMASK",
         Known("masked_injection_dropped", []),
         Known("tfa_masked_trigger_lost", []),
+        Known("delivery_ignores_mask_enable", []),
     )
 
 
-@spec("DEN0054C 5.1.12 (spec point 3)", "PE_MASK returns 1 when it masked the PE")
+@spec("DEN0054C 5.1.12", "PE_MASK returns 1 when it masked the PE")
 def test_pe_mask_returns_one(guest: Guest, expect: Expect) -> None:
     expect(guest.sdei.pe_unmask().ret, 0, "PE_UNMASK")
     expect(guest.sdei.pe_mask().ret, 1, "PE_MASK", Known("pe_mask_returns_zero", 0))
 
 
-@spec("DEN0054C 5.1.12 (spec point 3)", "PE_MASK on a masked PE returns 0 (it must always succeed)")
+@spec("DEN0054C 5.1.12", "PE_MASK on a masked PE returns 0 (it must always succeed)")
 def test_pe_mask_already_masked(guest: Guest, expect: Expect) -> None:
     expect(guest.sdei.pe_mask().ret, 0, "PE_MASK at power-on", Known("pe_mask_state_denied", sdei.DENIED))
 
 
-@spec("DEN0054C 5.1.13 (spec point 3)", "PE_UNMASK succeeds whatever the mask state")
+@spec("DEN0054C 5.1.13", "PE_UNMASK succeeds whatever the mask state")
 def test_pe_unmask_twice(guest: Guest, expect: Expect) -> None:
     expect(guest.sdei.pe_unmask().ret, 0, "first PE_UNMASK")
     expect(guest.sdei.pe_unmask().ret, 0, "second PE_UNMASK", Known("pe_mask_state_denied", sdei.DENIED))
@@ -177,15 +186,23 @@ def test_routing_set_moves(multi_pe: Guest, expect: Expect, shared_event: EventI
     expect(pes, [target], "PE that ran the handler", Known("shared_routing_ignored", [0]))
 
 
-@spec("abi.md 2.4 (TF-A sdei_intr_mgmt.c)", "an RM_ANY shared event goes to an unmasked PE when its PE is masked")
+@spec(
+    "DEN0054C 5.1.12; TF-A sdei_intr_mgmt.c handle_masked_trigger()",
+    "an RM_ANY shared event goes to an unmasked PE when its PE is masked",
+)
 def test_rm_any_unmasked_pe(multi_pe: Guest, expect: Expect, shared_event: EventInfo) -> None:
     guest = multi_pe
     _shared_on(guest, expect, shared_event, [1])
     pes = [d.pe for d in guest.trigger(shared_event, pe=0).deliveries]
-    expect(pes, [1], "PE that ran the handler", Known("masked_injection_dropped", []))
+    expect(
+        pes, [1], "PE that ran the handler", Known("masked_injection_dropped", []), Known("shared_routing_ignored", [0])
+    )
 
 
-@spec("abi.md 2.4", "an RM_PE shared event whose PE is masked stays pending until that PE unmasks")
+@spec(
+    "DEN0054C 5.1.12, 5.1.13; TF-A handle_masked_trigger()",
+    "an RM_PE shared event whose PE is masked stays pending until that PE unmasks",
+)
 def test_rm_pe_masked_target(multi_pe: Guest, expect: Expect, shared_event: EventInfo) -> None:
     guest = multi_pe
     _shared_on(guest, expect, shared_event, [0], Routing.RM_PE, guest.info.mpidrs[1])
@@ -197,51 +214,59 @@ def test_rm_pe_masked_target(multi_pe: Guest, expect: Expect, shared_event: Even
     )
     guest.select_pe(1)
     pes = [d.pe for d in guest.sdei.pe_unmask().deliveries]
-    expect(pes, [1], "entries at PE 1's PE_UNMASK")
+    expect(pes, [1], "entries at PE 1's PE_UNMASK", Known("shared_routing_ignored", []))
 
 
-@spec("abi.md 2.4; DEN0054C 5.1.2", "a private event is registered per PE: another PE's registration is separate")
+@spec(
+    "DEN0054C 5.1.2; docs/reference/sdei-calls.md",
+    "a private event is registered per PE: another PE's registration is separate",
+)
 def test_private_registration_per_pe(multi_pe: Guest, expect: Expect, private_event: EventInfo) -> None:
     guest = multi_pe
     guest.select_pe(1)
     expect(guest.sdei.register(private_event.number, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER on PE 1")
     guest.select_pe(0)
-    expect(guest.sdei.status(private_event.number).ret, 0, "STATUS on PE 0")
+    check_status(guest, expect, private_event, 0, "STATUS on PE 0")
     expect(guest.sdei.register(private_event.number, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER on PE 0")
     expect(guest.sdei.unregister(private_event.number).ret, sdei.SUCCESS, "EVENT_UNREGISTER on PE 0")
     guest.select_pe(1)
-    expect(guest.sdei.status(private_event.number).ret, 0b001, "STATUS on PE 1 after PE 0 unregistered")
+    check_status(guest, expect, private_event, 0b001, "STATUS on PE 1 after PE 0 unregistered")
 
 
-@spec("abi.md 2.4", "a private event raised on a PE where it is not registered is not dispatched there")
+@spec(
+    "DEN0054C 5.1.2; docs/reference/sdei-calls.md",
+    "a private event raised on a PE where it is not registered is not dispatched there",
+)
 def test_private_not_registered_here(multi_pe: Guest, expect: Expect, private_event: EventInfo) -> None:
     guest = multi_pe
     arm(guest, expect, private_event)
     guest.select_pe(1)
     guest.sdei.pe_unmask()
     guest.select_pe(0)
-    expect(len(guest.trigger(private_event, pe=1).deliveries), 0, "entries on PE 1")
+    # SET_VEVENT queues it there all the same, and v4 enters PE 1's (absent) handler at 0.
+    unchecked = Known("delivery_ignores_mask_enable", WEDGED)
+    r = expect.survives(lambda: guest.trigger(private_event, pe=1), "trigger on PE 1", unchecked)
+    expect(len(r.deliveries), 0, "entries on PE 1")
 
 
-@spec("DEN0054C 5.1.9; abi.md 2.4", "a private event's running bit is per PE: another PE's handler does not set it")
+@spec("DEN0054C 5.1.9", "a private event's running bit is per PE: another PE's handler does not set it")
 def test_status_running_per_pe(
     multi_pe: Guest, expect: Expect, critical_event: EventInfo, normal_event: EventInfo
 ) -> None:
     guest = multi_pe
     guest.require("in-handler-inject", "PE 1's event is raised while PE 0's handler runs")
+    status = status_steps(expect, critical_event, "STATUS of the critical event on PE 1")
+    if not status:
+        return  # the one check here would wedge the target: recorded as known
     guest.select_pe(1)
     expect(guest.sdei.register(critical_event.number, arg=ARG).ret, sdei.SUCCESS, "REGISTER critical on PE 1")
     expect(guest.sdei.enable(critical_event.number).ret, sdei.SUCCESS, "ENABLE critical on PE 1")
-    _arm_second(guest, expect, normal_event, Handler([Call(Fn.EVENT_STATUS, critical_event.number)]))
+    _arm_second(guest, expect, normal_event, Handler(status))
     expect(guest.sdei.pe_unmask().ret, sdei.SUCCESS, "PE_UNMASK on PE 1")
     guest.select_pe(0)
     arm(guest, expect, critical_event, Handler([guest.trigger_steps(normal_event, pe=1)]))
     entries = guest.trigger(critical_event).deliveries
     on_pe1 = [d for d in entries if d.pe == 1]
-    expect(len(on_pe1), 1, "entries on PE 1")
-    expect(
-        on_pe1[0].results[0],
-        0b011,
-        "STATUS of the critical event on PE 1 while PE 0 runs its handler",
-        Known("status_running_vm_wide", 0b111),
-    )
+    if not expect(len(on_pe1), 1, "entries on PE 1"):
+        expect.stop("PE 1's handler did not run")
+    expect(on_pe1[0].results[0], 0b011, "STATUS of the critical event on PE 1 while PE 0 runs its handler")

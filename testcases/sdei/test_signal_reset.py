@@ -1,7 +1,7 @@
 """EVENT_SIGNAL, PRIVATE_RESET and SHARED_RESET.
 
-DEN0054C 5.1.16, 5.1.18, 5.1.19 as quoted in sdei-spec-points.md points 8 and 11, and
-Arm's ACS / tf-a-tests cases listed there and in anchors.md 3.
+DEN0054C 5.1.16, 5.1.18, 5.1.19 (docs/reference/sdei-calls.md, sdei-dispatch.md), and the
+Arm ACS (test_042) and tf-a-tests (test_sdei_event_signal_all) cases named per case.
 """
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ import pytest
 
 from apflab.abi import sdei
 from apflab.abi.sdei import Fn
-from apflab.testing import Call, EventInfo, Expect, Guest, Handler, Known, spec
-from testcases.sdei.helpers import ARG, arm
+from apflab.testing import WEDGED, Call, EventInfo, Expect, Guest, Handler, Known, spec
+from testcases.sdei.helpers import ARG, arm, check_status, status_steps
 
 NOT_ROUTED = Known("signal_features_not_routed", sdei.NOT_SUPPORTED)
+#: v4 drops an event it holds no reference to, even while its handler runs; COMPLETE then
+#: finds nothing to complete (an event SET_VEVENT queued takes no reference).
+DROPPED_RUNNING = Known("resets_vm_wide", WEDGED)
 NO_EVENT_0 = Known("no_event_0", sdei.INVALID_PARAMETERS)
 EVENT_0 = EventInfo(sdei.EVENT_0, sdei.EventType.PRIVATE, sdei.Priority.NORMAL, signalable=True)
 
@@ -21,7 +24,8 @@ EVENT_0 = EventInfo(sdei.EVENT_0, sdei.EventType.PRIVATE, sdei.Priority.NORMAL, 
 def _arm_event_0(guest: Guest, expect: Expect, handler: Handler | None = None) -> None:
     if handler is not None:
         guest.set_handler(ARG, handler)
-    expect(guest.sdei.register(sdei.EVENT_0, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER(0)", NO_EVENT_0)
+    if not expect(guest.sdei.register(sdei.EVENT_0, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER(0)", NO_EVENT_0):
+        expect.stop("event 0 is not registered")
     expect(guest.sdei.enable(sdei.EVENT_0).ret, sdei.SUCCESS, "EVENT_ENABLE(0)")
     expect(guest.sdei.pe_unmask().ret, sdei.SUCCESS, "PE_UNMASK")
 
@@ -56,7 +60,7 @@ def test_signal_other_pe(multi_pe: Guest, expect: Expect) -> None:
 
 
 @pytest.mark.fresh_target  # the PE is masked here: TF-A then loses event 0 for good (tfa_masked_trigger_lost)
-@spec("DEN0054C 5.1.16 (spec point 8)", "EVENT_SIGNAL succeeds even when the target has not registered event 0")
+@spec("DEN0054C 5.1.16", "EVENT_SIGNAL succeeds even when the target has not registered event 0")
 def test_signal_unregistered_target(guest: Guest, expect: Expect) -> None:
     r = guest.sdei.signal(sdei.EVENT_0, guest.info.mpidrs[0])
     expect(r.ret, sdei.SUCCESS, "EVENT_SIGNAL", NOT_ROUTED)
@@ -64,7 +68,7 @@ def test_signal_unregistered_target(guest: Guest, expect: Expect) -> None:
 
 
 @pytest.mark.fresh_target  # TF-A loses event 0 for good after a masked trigger
-@spec("DEN0054C 5.1.12, 5.1.16 (spec point 8)", "a signal to a masked PE is dispatched after its PE_UNMASK")
+@spec("DEN0054C 5.1.12, 5.1.16", "a signal to a masked PE is dispatched after its PE_UNMASK")
 def test_signal_masked_target(guest: Guest, expect: Expect) -> None:
     _arm_event_0(guest, expect)
     expect(guest.sdei.pe_mask().ret, 1, "PE_MASK", Known("pe_mask_returns_zero", 0))
@@ -94,14 +98,14 @@ def test_signal_from_handler(guest: Guest, expect: Expect, private_event: EventI
 def test_private_reset(guest: Guest, expect: Expect, private_event: EventInfo) -> None:
     arm(guest, expect, private_event)
     expect(guest.sdei.private_reset().ret, sdei.SUCCESS, "PRIVATE_RESET")
-    expect(guest.sdei.status(private_event.number).ret, 0, "STATUS after PRIVATE_RESET")
+    check_status(guest, expect, private_event, 0, "STATUS after PRIVATE_RESET")
 
 
 @spec("DEN0054C 5.1.18", "PRIVATE_RESET leaves shared events registered")
 def test_private_reset_keeps_shared(guest: Guest, expect: Expect, shared_event: EventInfo) -> None:
     expect(guest.sdei.register(shared_event.number, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER")
     expect(guest.sdei.private_reset().ret, sdei.SUCCESS, "PRIVATE_RESET")
-    expect(guest.sdei.status(shared_event.number).ret, 0b001, "STATUS of the shared event")
+    check_status(guest, expect, shared_event, 0b001, "STATUS of the shared event")
 
 
 @spec("DEN0054C 5.1.18", "PRIVATE_RESET leaves other PEs' private registrations alone")
@@ -112,17 +116,21 @@ def test_private_reset_other_pe(multi_pe: Guest, expect: Expect, private_event: 
     guest.select_pe(0)
     expect(guest.sdei.private_reset().ret, sdei.SUCCESS, "PRIVATE_RESET on PE 0")
     guest.select_pe(1)
-    expect(guest.sdei.status(private_event.number).ret, 0b001, "STATUS on PE 1", Known("resets_vm_wide", 0))
+    check_status(guest, expect, private_event, 0b001, "STATUS on PE 1", Known("resets_vm_wide", 0))
 
 
-@spec("DEN0054C 5.1.18 (spec point 11)", "PRIVATE_RESET from a running handler is DENIED; it is unregister-pending")
+@spec("DEN0054C 5.1.18", "PRIVATE_RESET from a running handler is DENIED; it is unregister-pending")
 def test_private_reset_running(guest: Guest, expect: Expect, private_event: EventInfo) -> None:
-    steps = [Call(Fn.PRIVATE_RESET), Call(Fn.EVENT_STATUS, private_event.number)]
-    arm(guest, expect, private_event, Handler(steps))
-    d = guest.trigger(private_event).deliveries[0]
+    status = status_steps(expect, private_event, "STATUS: running, unregister-pending")
+    arm(guest, expect, private_event, Handler([Call(Fn.PRIVATE_RESET), *status]))
+    r = expect.survives(lambda: guest.trigger(private_event), "PRIVATE_RESET in the handler", DROPPED_RUNNING)
+    if not expect(len(r.deliveries), 1, "handler entries"):
+        expect.stop("no handler ran")
+    d = r.deliveries[0]
     expect(d.results[0], sdei.DENIED, "PRIVATE_RESET in the handler", Known("resets_vm_wide", sdei.SUCCESS))
-    expect(d.results[1], 0b100, "STATUS: running, unregister-pending")
-    expect(guest.sdei.status(private_event.number).ret, 0, "STATUS after COMPLETE")
+    if status:
+        expect(d.results[1], 0b100, "STATUS: running, unregister-pending")
+    check_status(guest, expect, private_event, 0, "STATUS after COMPLETE")
 
 
 @spec("DEN0054C 5.1.19", "SHARED_RESET unregisters shared events")
@@ -130,14 +138,18 @@ def test_shared_reset(guest: Guest, expect: Expect, shared_event: EventInfo) -> 
     expect(guest.sdei.register(shared_event.number, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER")
     expect(guest.sdei.enable(shared_event.number).ret, sdei.SUCCESS, "EVENT_ENABLE")
     expect(guest.sdei.shared_reset().ret, sdei.SUCCESS, "SHARED_RESET")
-    expect(guest.sdei.status(shared_event.number).ret, 0, "STATUS after SHARED_RESET")
+    check_status(guest, expect, shared_event, 0, "STATUS after SHARED_RESET")
 
 
-@spec("DEN0054C 5.1.19 (spec point 11)", "SHARED_RESET while a shared handler runs is DENIED")
+@spec("DEN0054C 5.1.19", "SHARED_RESET while a shared handler runs is DENIED")
 def test_shared_reset_running(guest: Guest, expect: Expect, shared_event: EventInfo) -> None:
     arm(guest, expect, shared_event, Handler([Call(Fn.SHARED_RESET)]))
-    d = guest.trigger(shared_event).deliveries[0]
-    expect(d.results[0], sdei.DENIED, "SHARED_RESET in the handler", Known("resets_vm_wide", sdei.SUCCESS))
+    r = expect.survives(lambda: guest.trigger(shared_event), "SHARED_RESET in the handler", DROPPED_RUNNING)
+    if not expect(len(r.deliveries), 1, "handler entries"):
+        expect.stop("no handler ran")
+    expect(
+        r.deliveries[0].results[0], sdei.DENIED, "SHARED_RESET in the handler", Known("resets_vm_wide", sdei.SUCCESS)
+    )
 
 
 @spec("DEN0054C 5.1.19", "SHARED_RESET releases interrupt bindings: the bound event can no longer be registered")
@@ -146,7 +158,8 @@ def test_shared_reset_releases_bindings(guest: Guest, expect: Expect) -> None:
 
     require_bind_slots(guest)
     number = guest.sdei.bind(free_spi(guest)).ret
-    expect(number >= 0, True, f"INTERRUPT_BIND = {number}", Known("bind_release_not_supported", False))
+    if not expect(number >= 0, True, f"INTERRUPT_BIND = {number}", Known("bind_release_not_supported", False)):
+        expect.stop("nothing was bound")
     expect(guest.sdei.shared_reset().ret, sdei.SUCCESS, "SHARED_RESET")
     expect(guest.sdei.register(number, arg=ARG).ret, sdei.DENIED, "EVENT_REGISTER of the released event")
 
@@ -155,4 +168,4 @@ def test_shared_reset_releases_bindings(guest: Guest, expect: Expect) -> None:
 def test_shared_reset_keeps_private(guest: Guest, expect: Expect, private_event: EventInfo) -> None:
     expect(guest.sdei.register(private_event.number, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER")
     expect(guest.sdei.shared_reset().ret, sdei.SUCCESS, "SHARED_RESET")
-    expect(guest.sdei.status(private_event.number).ret, 0b001, "STATUS of the private event")
+    check_status(guest, expect, private_event, 0b001, "STATUS of the private event")

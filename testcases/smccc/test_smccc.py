@@ -1,6 +1,6 @@
 """The SMCCC front every target has: version, features, unknown IDs, PSCI discovery, KVM UID.
 
-DEN0028 as summarised in abi.md 1 (G-smccc, TF-A smccc.h): W0 carries the function ID,
+DEN0028 (docs/reference/smccc.md; Linux arm-smccc.h, TF-A smccc.h): W0 carries the function ID,
 an unknown function answers NOT_SUPPORTED (-1), SMC32 calls see only the low 32 bits of
 each argument, SMCCC_VERSION is discoverable through PSCI_FEATURES, and a KVM host
 answers the vendor-hypervisor UID with KVM's UUID.
@@ -25,7 +25,10 @@ UNKNOWN_IDS = {
 }
 
 
-@spec("DEN0028 (abi.md 1.5)", "SMCCC_VERSION, where implemented (v1.1 on), reports major 1 and minor 1 or later")
+@spec(
+    "DEN0028; docs/reference/smccc.md",
+    "SMCCC_VERSION, where implemented (v1.1 on), reports major 1 and minor 1 or later",
+)
 def test_smccc_version(guest: Guest, expect: Expect) -> None:
     r = guest.call(smccc.SMCCC_VERSION)
     if r.ret == smccc.NOT_SUPPORTED:
@@ -35,24 +38,26 @@ def test_smccc_version(guest: Guest, expect: Expect) -> None:
     expect(minor >= 1, True, f"SMCCC minor {minor} >= 1")
 
 
-@spec("DEN0028 (abi.md 1.4)", "an unknown function ID answers NOT_SUPPORTED (-1)")
+@spec("DEN0028; docs/reference/smccc.md", "an unknown function ID answers NOT_SUPPORTED (-1)")
 @pytest.mark.parametrize("fid", UNKNOWN_IDS.values(), ids=UNKNOWN_IDS.keys())
 def test_unknown_function(guest: Guest, expect: Expect, fid: int) -> None:
     expect(guest.call(fid).ret, smccc.NOT_SUPPORTED, f"function {fid:#x}")
 
 
-@spec("DEN0028 (abi.md 1.5)", "SMCCC_ARCH_FEATURES of an unallocated Arm architecture call is NOT_SUPPORTED")
+@spec(
+    "DEN0028; docs/reference/smccc.md", "SMCCC_ARCH_FEATURES of an unallocated Arm architecture call is NOT_SUPPORTED"
+)
 def test_arch_features_unknown(guest: Guest, expect: Expect) -> None:
     expect(guest.call(smccc.SMCCC_ARCH_FEATURES, 0x80001234).ret, smccc.NOT_SUPPORTED, "ARCH_FEATURES(0x80001234)")
 
 
-@spec("DEN0028 (abi.md 1.3)", "the function ID is W0: bits 63:32 of x0 are ignored")
+@spec("DEN0028; docs/reference/smccc.md", "the function ID is W0: bits 63:32 of x0 are ignored")
 def test_fid_is_w0(guest: Guest, expect: Expect) -> None:
     plain = guest.call(Fn.VERSION).x[0]
     expect(guest.call(0xFFFF_FFFF_0000_0000 | Fn.VERSION).x[0], plain, "SDEI_VERSION with x0[63:32] set")
 
 
-@spec("DEN0022 PSCI; abi.md 1.5", "PSCI_VERSION reports major version 1")
+@spec("DEN0022 PSCI; DEN0028; docs/reference/smccc.md", "PSCI_VERSION reports major version 1")
 def test_psci_version(guest: Guest, expect: Expect) -> None:
     expect((guest.call(psci.PSCI_VERSION).x[0] >> 16) & 0x7FFF, 1, "PSCI major")
 
@@ -74,7 +79,7 @@ def test_psci_features_unknown(guest: Guest, expect: Expect) -> None:
     expect(guest.call(psci.PSCI_FEATURES, 0x8400001F).ret, psci.NOT_SUPPORTED, "PSCI_FEATURES(0x8400001F)")
 
 
-@spec("DEN0028 (abi.md 1.3)", "an SMC32 call sees only the low 32 bits of its arguments")
+@spec("DEN0028; docs/reference/smccc.md", "an SMC32 call sees only the low 32 bits of its arguments")
 def test_smc32_argument_width(guest: Guest, expect: Expect) -> None:
     wide = 0xFFFF_FFFF_0000_0000 | psci.PSCI_VERSION
     expect(
@@ -85,20 +90,25 @@ def test_smc32_argument_width(guest: Guest, expect: Expect) -> None:
     )
 
 
-@spec("abi.md 1.6 (G-smccc)", "the vendor-hypervisor UID call answers KVM's UUID in w0..w3")
+@spec(
+    "Linux arm-smccc.h; APF v4 08/15; docs/reference/smccc.md",
+    "the vendor-hypervisor UID call answers KVM's UUID in w0..w3",
+)
 def test_kvm_uid(guest: Guest, expect: Expect) -> None:
     guest.require("kvm-vendor-hyp", "the target is not a KVM guest")
     r = guest.call(smccc.VENDOR_HYP_CALL_UID)
     expect(tuple(v & 0xFFFFFFFF for v in r.x), smccc.KVM_UID_WORDS, "w0..w3")
 
 
-@spec("abi.md 1.6", "KVM's vendor FEATURES bitmap has bit 0 (FEATURES) set")
+@spec(
+    "Linux arm-smccc.h; APF v4 08/15; docs/reference/smccc.md", "KVM's vendor FEATURES bitmap has bit 0 (FEATURES) set"
+)
 def test_kvm_features(guest: Guest, expect: Expect) -> None:
     guest.require("kvm-vendor-hyp", "the target is not a KVM guest")
     expect(guest.call(smccc.KVM_FUNC_FEATURES).x[0] & 1, 1, "FEATURES bit 0")
 
 
-@spec("DEN0028 (abi.md 1.2, 1.4)", "firmware with no vendor hypervisor answers the vendor-hyp UID call with -1")
+@spec("DEN0028; docs/reference/smccc.md", "firmware with no vendor hypervisor answers the vendor-hyp UID call with -1")
 def test_no_vendor_hyp(guest: Guest, expect: Expect) -> None:
     if guest.info.has("kvm-vendor-hyp"):
         pytest.skip(f"target {guest.info.name} is a KVM guest: it has a vendor hypervisor service")
