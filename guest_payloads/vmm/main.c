@@ -9,8 +9,9 @@
  *              [--channel tcp:HOST:PORT|listen:ADDR:PORT|fd:R[,W]] [--timeout S]
  *              [--kick-timeout S] [--connect-timeout S] [--keep-on-eof] AGENT.elf
  *
- * --test-stuck-vcpu I makes vCPU I ignore kicks (its thread keeps the kick signal
- * blocked): a stand-in, for tests only, for a host kernel whose KVM_RUN never returns.
+ * --test-stuck-vcpu I makes vCPU I ignore kicks once it has been powered on (its thread
+ * then blocks the kick signal): a stand-in, for tests only, for a host kernel whose
+ * KVM_RUN never returns.
  */
 #include <errno.h>
 #include <signal.h>

@@ -11,6 +11,7 @@
  * CPU_ON checks here.
  */
 #include <errno.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <time.h>
 
@@ -89,6 +90,12 @@ void psci_serve_power(struct vcpu *t)
 		reg_set_x(t->fd, 0, context);
 		if (vm.chan)
 			channel_send(vm.chan, "POWER %d on", t->index); /* before its first instruction */
+		if (t->index == vm.test_stuck_vcpu) { /* from now on KVM_RUN never sees a kick (tests) */
+			sigset_t set;
+			sigemptyset(&set);
+			sigaddset(&set, SIGUSR1);
+			pthread_sigmask(SIG_BLOCK, &set, NULL);
+		}
 		result = 0;
 	}
 	pthread_mutex_lock(&t->lock);

@@ -152,8 +152,7 @@ static void *vcpu_main(void *arg)
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, KICK_SIGNAL);
-	if (v->index != vm.test_stuck_vcpu) /* the stuck one keeps it blocked: KVM_RUN never sees it */
-		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	while (!atomic_load(&vm.stopping)) {
 		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 		if (atomic_exchange(&v->kick, 0)) {
