@@ -405,14 +405,16 @@ void secondary_main(void)
 
 /* PSCI CPU_ON every further CPU (MPIDR Aff0 = 1, 2, ...) until one is refused or does not
  * come up. Firmware may accept a core the machine lacks (TF-A's qemu platform counts 4
- * cores whatever -smp says), so the wait is short: a real core is up in well under 20 ms. */
+ * cores whatever -smp says), so with SMC the wait is short: a real core is up in well
+ * under 20 ms. A hypervisor (HVC) refuses a vCPU it lacks, so there the wait is 1 s: a
+ * vCPU of a nested KVM under a busy TCG host can take longer than 20 ms. */
 static void start_secondaries(void)
 {
 	u64 f = counter_freq();
 	for (int c = 1; c < MAX_CPUS; c++) {
 		if (simple_call(PSCI_CPU_ON, (u64)c, (u64)secondary_entry, 0, 0, 0) != 0)
 			break;
-		u64 deadline = counter() + f / 50;
+		u64 deadline = counter() + (agent_conduit ? f : f / 50);
 		while (!cpu_online[c] && counter() < deadline)
 			;
 		if (!cpu_online[c])
