@@ -22,6 +22,7 @@ from apflab.abi.sdei import EventType, Fn, Priority
 from apflab.abi.smccc import MASK64, to_s64
 from apflab.capabilities import check as check_capabilities
 from apflab.profiles import Profile
+from apflab.safetext import from_target
 
 
 class Unsupported(Exception):
@@ -29,7 +30,18 @@ class Unsupported(Exception):
 
 
 class TargetError(Exception):
-    """The target misbehaved: a protocol error, a wedge, a dead console."""
+    """The target misbehaved: a protocol error, a wedge, a dead console.
+
+    Its message quotes what the target said (console tails, stderr), so it is made safe
+    here, once for every way of raising it: control characters written out, the length
+    bounded (apflab.safetext). It ends up in failure messages, JUnit and the terminal.
+    """
+
+    #: Characters a message keeps (head and tail) of what may be a megabyte of console.
+    LIMIT = 8000
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(from_target(str(message), self.LIMIT))
 
 
 # --------------------------------------------------------------- handler script
