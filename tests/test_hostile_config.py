@@ -101,7 +101,6 @@ def test_a_mistake_stops_the_session_in_one_line(mistake: str, tmp_path: Path) -
 def test_every_mistake_is_named(mistake: str, tmp_path: Path) -> None:
     """The same check, in process, for every mistake (the session start calls it)."""
     from apflab.lab.configcheck import ConfigError, check_target
-
     from apflab.pytest_plugin import _load_environment
 
     drivers, words = MISTAKES[mistake]
@@ -147,7 +146,6 @@ def test_apflab_run_stops_on_the_same_line(tmp_path: Path) -> None:
 def test_every_target_of_lab_yaml_passes_the_check(root: Path) -> None:
     """The check refuses mistakes, not the lab: each shipped target passes it."""
     from apflab.lab.configcheck import check_target
-
     from apflab.pytest_plugin import _load_environment
 
     env = _load_environment(root / "lab.yaml")
