@@ -114,6 +114,16 @@ def test_a_target_without_a_model_of_its_profile_is_named(report: tuple[str, str
     assert "qemu-linux (no profile): no model target" in md
 
 
+def test_real_targets_without_their_model_are_not_called_absent(tmp_path: Path) -> None:
+    write_results(tmp_path, "model-kvm-v4", "kvm-v4", _model(), "ModelDriver")
+    write_results(tmp_path, "qemu-kvm", "spec", _board())
+    html, md = _build(tmp_path)
+    for text in (html, md):
+        assert "No real target in these results has a model target of its profile beside it" in text
+        assert "qemu-kvm (profile spec): no model target of its profile in these results" in text
+        assert "No real target in these results (only" not in text
+
+
 def test_a_report_of_the_model_alone_says_where_the_view_is(tmp_path: Path) -> None:
     write_results(tmp_path, "model", "spec", _model(), "ModelDriver")
     write_results(tmp_path, "model-kvm-v4", "kvm-v4", _model(), "ModelDriver")
