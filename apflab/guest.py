@@ -12,7 +12,7 @@ pytest plugin turns into a SKIP with the reason.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any, ClassVar
@@ -313,6 +313,9 @@ class TargetInfo:
     events: tuple[EventInfo, ...] = ()
     #: The interrupts IRQ can raise; None: any (see GuestFacts.irqs).
     irqs: frozenset[int] | None = None
+    #: Why the target lacks a capability, where its host knows (a KVM host: "host kernel
+    #: ... has no KVM_CAP_ARM_SDEI"); added to the SKIP's reason.
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def has(self, capability: str) -> bool:
         """Whether the target has ``capability``; a name apflab.capabilities does not know is an error."""
@@ -473,8 +476,10 @@ class Guest(abc.ABC):
 
     # -------------------------------------------------- host side (APF, migration)
 
-    def _unsupported(self, capability: str) -> Unsupported:
-        return Unsupported(f"target {self.name} lacks capability '{capability}'")
+    def _unsupported(self, capability: str, why: str = "") -> Unsupported:
+        text = f"target {self.name} lacks capability '{capability}'" + (f": {why}" if why else "")
+        note = self._info.notes.get(capability) if self._info is not None else None
+        return Unsupported(f"{text} ({note})" if note else text)
 
     def fault(self, pe: int, gfn: int, privileged: bool = False, latency_us: int | None = None) -> CallResult:
         """A stage-2 fault needing I/O on ``gfn``: x0 = 0 sync, 1 async (x1 = token), 2 in flight."""
@@ -521,8 +526,7 @@ class Guest(abc.ABC):
     def require(self, capability: str, why: str = "") -> None:
         """SKIP (Unsupported) unless the target has ``capability``, a name of apflab.capabilities."""
         if not self.info.has(capability):
-            text = f"target {self.name} lacks capability '{capability}'"
-            raise Unsupported(f"{text}: {why}" if why else text)
+            raise self._unsupported(capability, why)
 
     def trigger_steps(self, event: EventInfo, pe: int = 0) -> HandlerStep:
         """The handler step that raises ``event`` on ``pe`` from inside a handler.

@@ -1,11 +1,12 @@
 """AgentDriver: the bare-metal guest agent on a console, as a Guest that survives wedges.
 
 It binds a console and a power driver (QEMUProcessDriver provides both; a board has a
-serial port and a PDU). ``guest()`` powers the target on, waits a bounded time for the
-agent's ready line, and exchanges HELLO. When the target wedges or dies (a hang, an
-interrupt storm, a firmware panic), the failing call raises TargetError carrying the
-console tail, the crash UART's tail and QEMU's status; the next reset() restarts the
-target fresh, so a wedge costs one case and a bounded wait, not the run.
+serial port and a PDU), and optionally the target's health (what its host can tell).
+``guest()`` powers the target on, waits a bounded time for the agent's ready line, and
+exchanges HELLO. When the target wedges or dies (a hang, an interrupt storm, a firmware
+panic, a host kernel oops), the failing call raises TargetError carrying the console
+tail, the crash output and the host's status; the next reset() restarts the target
+fresh, so a wedge costs one case and a bounded wait, not the run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 
 from apflab.abi.sdei import EventType, Priority
-from apflab.agent.client import AgentGuest, ByteStream
+from apflab.agent.client import AgentGuest, ByteStream, RoundTrips
 from apflab.capabilities import check as check_capabilities
 from apflab.guest import EventInfo, Guest, GuestFacts, TargetError, TargetInfo
 from apflab.lab import keys
@@ -48,11 +49,15 @@ class ConsoleStream(ByteStream):
 
     def read(self, timeout: float) -> bytes:
         try:
-            return self.console.read(size=4096, timeout=timeout, max_size=65536) or b""
+            data = self.console.read(size=4096, timeout=timeout, max_size=65536) or b""
         except Exception as exc:  # labgrid consoles raise pexpect's TIMEOUT when nothing came
-            if type(exc).__name__ == "TIMEOUT":
-                return b""
-            raise
+            if type(exc).__name__ != "TIMEOUT":
+                raise
+            data = b""
+        failure = self.health.failure() if self.health is not None else None
+        if failure is not None:  # e.g. a host kernel oops while the agent still answers
+            raise TargetError(failure)
+        return data
 
     def alive(self) -> bool:
         return self.health.alive() if self.health is not None else True
@@ -171,6 +176,7 @@ class AgentDriver(Driver, GuestProtocol):
         deviations (list): known deviations of this target (names in apflab/profiles.py)
         capabilities (list): what the target can do beyond the protocol's HELLO (names in apflab/capabilities.py)
         events (list): the target's SDEI events: number, type, priority, signalable, intid, dynamic
+            (default: the host's dispatcher's catalogue, where the health driver knows it)
         ready_timeout (float): seconds from power-on to the agent's ready line
         reply_timeout (float): seconds to wait for each protocol reply
         last_words (list): beginnings of console lines after which the target never answers
@@ -198,6 +204,7 @@ class AgentDriver(Driver, GuestProtocol):
         self._events = parse_events(self.events)
         self._capabilities = check_capabilities(self.capabilities, "AgentDriver's capabilities")
         self.boot_seconds: list[float] = []
+        self.round_trips = RoundTrips()  # every boot's requests: the run's round-trip figure
 
     def on_deactivate(self) -> None:
         if self._guest is not None:
@@ -241,7 +248,13 @@ class AgentDriver(Driver, GuestProtocol):
         self.power.off()
         self.power.on()
         self._wait_ready()
-        guest = AgentGuest(self._stream(), self.target.name, timeout=self.reply_timeout, last_words=self.last_words)
+        guest = AgentGuest(
+            self._stream(),
+            self.target.name,
+            timeout=self.reply_timeout,
+            round_trips=self.round_trips,
+            last_words=self.last_words,
+        )
         self.boot_seconds.append(time.monotonic() - t)
         return guest
 
@@ -250,12 +263,16 @@ class AgentDriver(Driver, GuestProtocol):
         if self._guest is None:
             guest = RecoveringGuest(self._boot, self.describe)
             host = self.health.host_capabilities() if self.health is not None else frozenset()
+            events = self._events
+            if not self.events and self.health is not None:
+                events = self.health.host_events() or ()
             guest.info = describe(
                 self.target.name,
                 guest,
                 profile=self._profile,
-                events=self._events,
+                events=events,
                 capabilities=self._capabilities | host,
+                notes=self.health.capability_notes() if self.health is not None else None,
             )
             self._guest = guest
         return self._guest

@@ -31,7 +31,7 @@ from labgrid.protocol import PowerProtocol
 from labgrid.step import step
 
 from apflab.lab import keys
-from apflab.lab.qemuprocess import ACCELS, QEMUScratch, qemu_command
+from apflab.lab.qemuprocess import ACCELS, QEMUScratch, qemu_command, stop_process
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 LISTENING = b"waiting for connection"
@@ -167,12 +167,6 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
         _running.discard(self)
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=self.stop_timeout)
+        stop_process(proc, self.stop_timeout)
         if proc.stderr is not None:
             proc.stderr.close()

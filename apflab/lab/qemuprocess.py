@@ -16,7 +16,6 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,6 +95,27 @@ def qemu_command(d: Any, console: list[str], crash_log: Path) -> list[str]:
     if d.kernel:
         cmd += ["-kernel", str(resolve_image(d.kernel))]
     return cmd + shlex.split(d.extra_args)
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float) -> None:
+    """Terminate a QEMU, then kill it if it has not quit within ``timeout``; any state is fine."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def read_stdout(proc: subprocess.Popen | None, timeout: float, max_size: int | None) -> bytes:
+    """What a child's stdout has within ``timeout`` seconds (b"" if nothing)."""
+    if proc is None or proc.stdout is None:
+        return b""
+    fd = proc.stdout.fileno()
+    ready, _, _ = select.select([fd], [], [], max(timeout, 0.0))
+    return os.read(fd, max_size or 65536) if ready else b""
 
 
 def file_tail(path: Path | None, lines: int = 10, limit: int = 1 << 16) -> str:
@@ -246,14 +266,7 @@ class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
     @step()
     def off(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=self.stop_timeout)
+        stop_process(proc, self.stop_timeout)
 
     # ----------------------------------------------------------- console
 
@@ -266,13 +279,4 @@ class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
 
     @Driver.check_active
     def read(self, size: int = 1, timeout: float = 0.0, max_size: int | None = None) -> bytes:
-        if self._proc is None or self._proc.stdout is None:
-            return b""
-        fd = self._proc.stdout.fileno()
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0.0))
-            if ready:
-                return os.read(fd, max_size or 65536)
-            if time.monotonic() >= deadline:
-                return b""
+        return read_stdout(self._proc, timeout, max_size)

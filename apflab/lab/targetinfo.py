@@ -2,7 +2,8 @@
 
 1. What the guest says of itself (:class:`~apflab.guest.GuestFacts`, the agent's HELLO).
 2. What the target's configuration says (lab.yaml: profile and deviations, the event
-   catalogue SDEI cannot discover, capabilities the host gives the guest).
+   catalogue SDEI cannot discover, capabilities the host gives the guest and, for
+   those it lacks, why).
 3. What the session's probe finds: SDEI_VERSION (DEN0054C 5.1.1: major version 1),
    SMCCC_VERSION (DEN0028: 1.1 or later has ARCH_FEATURES) and SDEI FEATURES(BIND_SLOTS)
    (DEN0054C 5.1.17).
@@ -13,7 +14,7 @@ the result afterwards (a restarted target keeps it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from apflab.abi import sdei, smccc
 from apflab.capabilities import check
@@ -44,6 +45,7 @@ def describe(
     profile: Profile,
     events: tuple[EventInfo, ...] | None = None,
     capabilities: Iterable[str] = (),
+    notes: Mapping[str, str] | None = None,
 ) -> TargetInfo:
     """The target's TargetInfo: the guest's facts, the configuration, the probe (in that order)."""
     facts = guest.facts
@@ -61,4 +63,5 @@ def describe(
         capabilities=granted | probe(guest),
         events=facts.events if events is None else events,
         irqs=facts.irqs,
+        notes=dict(notes or {}),
     )
