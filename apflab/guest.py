@@ -296,6 +296,11 @@ class TargetInfo:
     vbar: int
     capabilities: frozenset[str] = field(default_factory=frozenset)
     events: tuple[EventInfo, ...] = ()
+    #: What the target's configuration says it must have: lacking one fails every case.
+    requires: frozenset[str] = field(default_factory=frozenset)
+    #: Every deviation of the profile a case names must show in the session (the model's
+    #: deviations are its own code, so one that never shows is a broken model).
+    strict_deviations: bool = False
 
     def has(self, capability: str) -> bool:
         """Whether the target has ``capability``; a name apflab.capabilities does not know is an error."""

@@ -111,8 +111,15 @@ class Expect:
 
     profile: Profile
     checks: list[Check] = field(default_factory=list)
+    #: The deviations of the profile the case's checks named (shown or not): a target that
+    #: must show each of them (``strict_deviations``) is judged on these and the known checks.
+    named: set[str] = field(default_factory=set)
+
+    def _name(self, known: tuple[Known, ...]) -> None:
+        self.named.update(k.deviation for k in known if self.profile.predicts(k.deviation))
 
     def __call__(self, actual: Any, expected: Any, what: str = "", *known: Known) -> bool:
+        self._name(known)
         check = judge(self.profile, actual, expected, what, *known)
         if check is not None:
             self.checks.append(check)
@@ -128,6 +135,7 @@ class Expect:
         tail otherwise (the TargetError goes on)."""
         from apflab.guest import TargetError
 
+        self._name(known)
         try:
             return action()
         except TargetError as exc:
@@ -151,6 +159,7 @@ class Expect:
         checks records the known check and leaves the operation out (True); a case about
         the operation itself makes it inside :meth:`survives`.
         """
+        self._name(known)
         for k in known:
             if k.predicted == WEDGED and self.profile.predicts(k.deviation):
                 self.checks.append(Check(Verdict.KFAIL, what, "not made: it would wedge the target", k.deviation))
@@ -170,6 +179,10 @@ class Expect:
             picked = [c for c in self.checks if c.verdict is verdict]
             out += [(f"{kind}_{i}", c.line()) for i, c in enumerate(picked, 1)]
         return out
+
+    def shown(self) -> set[str]:
+        """The deviations that showed: those of the known checks."""
+        return {c.deviation for c in self.checks if c.verdict is Verdict.KFAIL}
 
     def outcome(self) -> tuple[Verdict, str]:
         """The case's verdict from its checks and the reason the JUnit gives for it."""
