@@ -1,0 +1,98 @@
+"""Operands a dispatcher can get half right: which interrupts bind, a shared event raised
+twice, resume addresses.
+
+DEN0054C 5.1.14 (INTERRUPT_BIND: only a PPI or an SPI the platform does not use, and not
+one the secure world owns), 5.1.6/5.1.7 with 5.1.11 (a shared event runs on one PE at a
+time; a trigger while it runs stays pending and is dispatched after COMPLETE), 5.1.7
+(COMPLETE_AND_RESUME's address must be a valid, 4-byte aligned instruction address);
+docs/reference/sdei-calls.md, docs/reference/sdei-dispatch.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from apflab.abi import sdei
+from apflab.abi.sdei import Routing
+from apflab.testing import EventInfo, Expect, Guest, Handler, Known, not_applicable, spec
+from testcases.sdei.helpers import RESUME_FAULT, arm, resume_outcome
+from testcases.sdei.test_bind import free_ppis, require_bind_slots
+
+NOT_SUPPORTED = Known("bind_release_not_supported", sdei.NOT_SUPPORTED)
+#: Arm DEN0094 (BSA) PPI assignments: 29 is the Secure EL1 physical timer, an interrupt of the
+#: secure world on every BSA system (TF-A configures it Group 0/Secure Group 1).
+SECURE_TIMER_PPI = 29
+
+
+def static_intids(guest: Guest) -> set[int]:
+    """The interrupts the target's platform events hold (its catalogue)."""
+    return {e.intid for e in guest.info.events if e.intid is not None and not e.dynamic}
+
+
+@spec("DEN0054C 5.1.14", "INTERRUPT_BIND of an SGI no event holds is INVALID_PARAMETERS (SGIs never bind)")
+@pytest.mark.parametrize("sgi", [0, 15])
+def test_bind_free_sgi(guest: Guest, expect: Expect, sgi: int) -> None:
+    if sgi in static_intids(guest):
+        not_applicable(guest, f"SGI {sgi} is held by a platform event")
+    expect(guest.sdei.bind(sgi).ret, sdei.INVALID_PARAMETERS, f"INTERRUPT_BIND(SGI {sgi})", NOT_SUPPORTED)
+
+
+@spec(
+    "DEN0054C 5.1.14; TF-A sdei_interrupt_bind(); Arm DEN0094 (BSA: PPI 29 is the Secure EL1 physical timer)",
+    "INTERRUPT_BIND of an interrupt the secure world owns is DENIED",
+)
+def test_bind_secure_interrupt(guest: Guest, expect: Expect) -> None:
+    require_bind_slots(guest)
+    if SECURE_TIMER_PPI in static_intids(guest):
+        not_applicable(guest, f"PPI {SECURE_TIMER_PPI} is held by a platform event")
+    r = guest.sdei.bind(SECURE_TIMER_PPI)
+    expect(r.ret, sdei.DENIED, f"INTERRUPT_BIND(PPI {SECURE_TIMER_PPI})", NOT_SUPPORTED)
+
+
+@spec("DEN0054C 5.1.14", "a PPI no event holds binds: the answer is an event number, not an error")
+def test_bind_free_ppi(guest: Guest, expect: Expect) -> None:
+    require_bind_slots(guest)
+    ppis = free_ppis(guest)
+    if not ppis:
+        not_applicable(guest, "no PPI is free")
+    r = guest.sdei.bind(ppis[-1])
+    expect(r.ret >= 0, True, f"INTERRUPT_BIND(PPI {ppis[-1]}) = {r.ret}", Known("bind_release_not_supported", False))
+
+
+@spec(
+    "DEN0054C 5.1.6, 5.1.11; TF-A sdei_intr_mgmt.c (a shared event runs on one PE at a time)",
+    "a shared event raised again from another PE while its handler runs is dispatched once, after COMPLETE",
+)
+def test_shared_again_while_running(multi_pe: Guest, expect: Expect, shared_event: EventInfo) -> None:
+    guest = multi_pe
+    guest.require("in-handler-inject", "the event is raised again while its handler runs")
+    guest.select_pe(1)
+    expect(guest.sdei.pe_unmask().ret, sdei.SUCCESS, "PE_UNMASK on PE 1")
+    guest.select_pe(0)  # arm() registers, enables and unmasks PE 0
+    handler = Handler([guest.trigger_steps(shared_event, pe=1)], once=True)
+    arm(guest, expect, shared_event, handler, flags=Routing.RM_ANY)
+    entries = [d for d in guest.trigger(shared_event, pe=0).deliveries if d.event == shared_event.number]
+    depths = [d.depth for d in entries]
+    expect(
+        depths,
+        [1, 1],
+        "depth of each entry: the first handler, then the second after its COMPLETE",
+        Known("shared_routing_ignored", [1, 1]),
+    )
+    if len(entries) == 2:
+        expect(entries[0].seq < entries[1].seq, True, "the second entry comes after the first")
+
+
+@pytest.mark.fresh_target  # a dispatcher that ERETs to the address faults the agent
+@spec("DEN0054C 5.1.7", "a resume address that is not 4-byte aligned is INVALID_PARAMETERS, whichever low bits are set")
+@pytest.mark.parametrize("offset", [1, 3])
+def test_resume_unaligned_offsets(guest: Guest, expect: Expect, private_event: EventInfo, offset: int) -> None:
+    arm(guest, expect, private_event, Handler(finish="resume", resume_at=guest.info.resume_point + offset))
+    outcome = resume_outcome(guest, expect, lambda: guest.trigger(private_event))
+    expect(
+        outcome,
+        sdei.INVALID_PARAMETERS,
+        f"COMPLETE_AND_RESUME(resume point + {offset})",
+        Known("complete_and_resume_ignores_address", None),
+        Known("tfa_resume_address_unchecked", RESUME_FAULT),
+    )
