@@ -20,7 +20,7 @@ TARGET_PACKAGES += /usr/sbin/sshd:openssh-server /usr/aarch64-linux-gnu/lib/libc
 # The targets `make test` runs the suites on.
 TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu-tfa-el2 --target qemu --target qemu-linux
 
-.PHONY: run test setup target-packages images lint bench clean
+.PHONY: run test setup target-packages images lint bench mutate clean
 
 run: setup
 	$(PY) -m apflab run --out $(OUT)
@@ -54,6 +54,13 @@ lint: setup
 bench: setup images
 	$(PY) bench/suite_speed.py
 	$(PY) bench/real_targets.py
+
+# Mutation testing of the model, the ABI and the profiles (docs/mutation.md): long, so
+# not part of `make test`. MODULE=apflab/model/apf.py mutates one module; SAMPLE=4 every
+# fourth mutant (an estimate); TIMEOUT=seconds per mutant; RESUME=1 goes on after a stop.
+mutate: setup
+	$(PY) mutation/run.py $(if $(MODULE),--module $(MODULE)) $(if $(SAMPLE),--sample $(SAMPLE)) \
+		$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(RESUME),--resume)
 
 clean:
 	rm -rf $(OUT) build *.egg-info
