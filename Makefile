@@ -57,10 +57,11 @@ bench: setup images
 
 # Mutation testing of the model, the ABI and the profiles (docs/mutation.md): long, so
 # not part of `make test`. MODULE=apflab/model/apf.py mutates one module; SAMPLE=4 every
-# fourth mutant (an estimate); TIMEOUT=seconds per mutant; RESUME=1 goes on after a stop.
+# fourth mutant (an estimate); TIMEOUT=seconds per mutant; RESUME=1 goes on after a stop;
+# RETRY=1 runs the last session's survivors again (after new cases).
 mutate: setup
 	$(PY) mutation/run.py $(if $(MODULE),--module $(MODULE)) $(if $(SAMPLE),--sample $(SAMPLE)) \
-		$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(RESUME),--resume)
+		$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(RESUME),--resume) $(if $(RETRY),--retry-survivors)
 
 clean:
 	rm -rf $(OUT) build *.egg-info

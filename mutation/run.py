@@ -14,11 +14,13 @@ build/mutate, so ``--resume`` goes on where a run stopped.
     python mutation/run.py                                # every module (hours on 2 cores)
     python mutation/run.py --module apflab/model/apf.py   # one module
     python mutation/run.py --report                       # the last session's figures again
+    python mutation/run.py --retry-survivors              # new cases: run the survivors again
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -34,6 +36,8 @@ WORK = ROOT / "build" / "mutate"
 TREE = WORK / "tree"
 SESSION = WORK / "session.sqlite"
 CONFIG = WORK / "cosmic-ray.toml"
+#: A digest of the mutated modules: the session's mutants are positions in exactly these files.
+DIGEST = WORK / "modules.sha256"
 EQUIVALENTS = ROOT / "docs" / "mutation.md"
 
 MODULES = ("apflab/model", "apflab/abi", "apflab/profiles.py")
@@ -156,6 +160,37 @@ def init_session(modules: list[str], sample: int = 1) -> tuple[int, int]:
     return len(items), len(items) - len(drop)
 
 
+def digest(modules: list[str]) -> str:
+    """sha256 over the mutated modules as copied to TREE."""
+    h = hashlib.sha256()
+    for m in modules:
+        path = TREE / m
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(str(f.relative_to(TREE)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def modules_of_session() -> list[str]:
+    text = CONFIG.read_text()
+    return re.findall(r'"([^"]+)"', text.split("module-path = [", 1)[1].split("]", 1)[0])
+
+
+def retry_survivors(forget: bool = True) -> int:
+    """A fresh copy of the tree (the current tests) for the session's pending mutants, and with
+    ``forget`` its survivors made pending again; the mutated modules must be unchanged, since
+    the session's mutants are positions in them. Returns the number of survivors."""
+    import sqlite3
+
+    modules = modules_of_session()
+    copy_tree()
+    if digest(modules) != DIGEST.read_text().strip():
+        sys.exit("mutate: the mutated modules changed since the session began: run it afresh")
+    with sqlite3.connect(SESSION) as db:  # cosmic-ray keeps no API to forget one result
+        if not forget:
+            return db.execute("SELECT COUNT(*) FROM work_results WHERE test_outcome = 'SURVIVED'").fetchone()[0]
+        return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
+
+
 def execute() -> None:
     subprocess.run([sys.executable, "-m", "cosmic_ray.cli", "exec", str(CONFIG), str(SESSION)], cwd=TREE, check=True)
 
@@ -268,23 +303,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, default=1, help="mutate every N-th of the mutants only (an estimate)")
     ap.add_argument("--resume", action="store_true", help="go on with the session in build/mutate")
     ap.add_argument("--report", action="store_true", help="only print the last session's report")
+    ap.add_argument("--retry-survivors", action="store_true", help="run the last session's survivors again")
     ap.add_argument("--suites", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.suites:
         return suites()
+    if (args.retry_survivors or args.resume) and not SESSION.exists():
+        sys.exit("mutate: no session in build/mutate to go on with: run without --resume first")
+    if args.retry_survivors:
+        print(f"mutate: {retry_survivors()} survivor(s) to run again")
+    elif args.resume:
+        print(f"mutate: {retry_survivors(forget=False)} survivor(s) so far; going on")
+    elif not args.report:
+        modules = args.module or list(MODULES)
+        missing = [m for m in modules if not (ROOT / m).exists()]
+        if missing:
+            sys.exit(f"mutate: no such module: {', '.join(missing)}")
+        WORK.mkdir(parents=True, exist_ok=True)
+        copy_tree()
+        seconds = baseline()
+        timeout = args.timeout or max(60.0, round(4 * seconds))
+        write_config(modules, timeout)
+        full, ours = init_session(modules, args.sample)
+        DIGEST.write_text(digest(modules) + "\n")
+        print(f"mutate: {ours} mutants of cosmic-ray's {full}; baseline {seconds:.1f} s, timeout {timeout:.0f} s")
     if not args.report:
-        if not args.resume or not SESSION.exists():
-            modules = args.module or list(MODULES)
-            missing = [m for m in modules if not (ROOT / m).exists()]
-            if missing:
-                sys.exit(f"mutate: no such module: {', '.join(missing)}")
-            WORK.mkdir(parents=True, exist_ok=True)
-            copy_tree()
-            seconds = baseline()
-            timeout = args.timeout or max(60.0, round(4 * seconds))
-            write_config(modules, timeout)
-            full, ours = init_session(modules, args.sample)
-            print(f"mutate: {ours} mutants of cosmic-ray's {full}; baseline {seconds:.1f} s, timeout {timeout:.0f} s")
         start = time.monotonic()
         execute()
         print(f"mutate: ran in {time.monotonic() - start:.0f} s")
