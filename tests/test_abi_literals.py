@@ -298,6 +298,7 @@ def test_smccc_encoders() -> None:
     assert call_val(0, 0, 0x3F, 0) == 0x3F00_0000
     d = decode(0xC4AB_0021)
     assert (int(d.call_type), int(d.convention), d.owner, d.number, d.reserved) == (1, 1, 4, 0x21, 0xAB)
+    assert d.is_fast and not decode(0x4400_0021).is_fast
     assert _lookup("smccc", "version")(1, 2) == 0x1_0002
     assert _lookup("smccc", "version_fields")(0x0003_0004) == (3, 4)
     assert _lookup("smccc", "to_s64")(0xFFFF_FFFF_FFFF_FFFE) == -2
@@ -317,6 +318,7 @@ def test_pstate_and_mpidr_layouts() -> None:
     make = _lookup("aarch64", "make_pstate")
     assert make(el=1, sp=1, daif=0xF, nzcv=0b1010) == 0xA000_03C5
     assert make(el=2, sp=0) == 0x8
+    assert make(el=1) == 0x5  # SPSel defaults to 1: ELxh
     assert _lookup("aarch64", "pstate_el")(0x9) == 2
     assert _lookup("aarch64", "pstate_sp")(0x5) == 1
     assert _lookup("aarch64", "pstate_daif")(0x3C0) == 0xF

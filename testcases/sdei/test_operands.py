@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from apflab.abi import sdei
-from apflab.abi.sdei import Routing
+from apflab.abi.sdei import EventType, Info, Routing
 from apflab.testing import EventInfo, Expect, Guest, Handler, Known, not_applicable, spec
 from testcases.sdei.helpers import RESUME_FAULT, arm, resume_outcome
 from testcases.sdei.test_bind import free_ppis, require_bind_slots
@@ -22,6 +22,7 @@ NOT_SUPPORTED = Known("bind_release_not_supported", sdei.NOT_SUPPORTED)
 #: Arm DEN0094 (BSA) PPI assignments: 29 is the Secure EL1 physical timer, an interrupt of the
 #: secure world on every BSA system (TF-A configures it Group 0/Secure Group 1).
 SECURE_TIMER_PPI = 29
+FIRST_SPI = 32
 
 
 def static_intids(guest: Guest) -> set[int]:
@@ -57,6 +58,19 @@ def test_bind_free_ppi(guest: Guest, expect: Expect) -> None:
         not_applicable(guest, "no PPI is free")
     r = guest.sdei.bind(ppis[-1])
     expect(r.ret >= 0, True, f"INTERRUPT_BIND(PPI {ppis[-1]}) = {r.ret}", Known("bind_release_not_supported", False))
+
+
+@spec("DEN0054C 5.1.14; GICv3 (INTIDs 32-1019 are SPIs)", "the first SPI, INTID 32, binds to a shared event")
+def test_bind_first_spi(guest: Guest, expect: Expect) -> None:
+    require_bind_slots(guest)
+    if FIRST_SPI in static_intids(guest):
+        not_applicable(guest, f"INTID {FIRST_SPI} is held by a platform event")
+    number = guest.sdei.bind(FIRST_SPI).ret
+    if not expect(
+        number >= 0, True, f"INTERRUPT_BIND({FIRST_SPI}) = {number}", Known("bind_release_not_supported", False)
+    ):
+        return
+    expect(guest.sdei.get_info(number, Info.EV_TYPE).ret, EventType.SHARED, f"EV_TYPE of INTID {FIRST_SPI}'s event")
 
 
 @spec(
