@@ -43,10 +43,11 @@ EQUIVALENTS = ROOT / "docs" / "mutation.md"
 MODULES = ("apflab/model", "apflab/abi", "apflab/profiles.py")
 
 #: The suites a mutant must fail, cheapest first: the pins of tests/ (literal ABI values,
-#: the state table against docs/reference, the migration image beyond 4 PEs), then the
+#: the state table against docs/reference, the migration image beyond 4 PEs, guest memory), then the
 #: model targets, then the model's property tests (slower, and run only by survivors so
 #: far). ``-x``: the first failure kills the mutant, so a killed mutant costs seconds.
 PINS = ("tests/test_abi.py", "tests/test_abi_literals.py", "tests/test_state_table.py", "tests/test_model_migration.py")
+PINS += ("tests/test_model_memory.py",)
 TARGETS = ("model", "model-kvm-v4")
 PROPERTIES = ("tests/test_model_properties.py",)
 

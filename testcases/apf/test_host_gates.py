@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from apflab.abi import apf
 from apflab.testing import Expect, Handler, Known, spec
-from testcases.apf.conftest import ARG, BLOCK, SUCCESS, ApfGuest, enable_args, hvc
+from testcases.apf.conftest import ARG, BLOCK, NOT_SUPPORTED, SUCCESS, ApfGuest, enable_args, hvc
 
 SYNC, ASYNC = 0, 1
 GFN = 0x58000
@@ -117,3 +117,14 @@ def test_irq_field_width(ag: ApfGuest, expect: Expect) -> None:
     g.apf_command(0, apf.Command.SET_IRQ, 0x1_0000_0017)
     expect(g.apf_command(0, apf.Command.GET_IRQ)[1], 0x17, "GET_IRQ after SET_IRQ(0x1_0000_0017)")
     expect(hvc(g, apf.Sub.IRQ).x[1], 0x17, "the guest's IRQ query")
+
+
+@spec(
+    "APF v4 08/15 (ENABLE: x3 is bits 63:32 of the control word), 07/15; docs/reference/apf.md",
+    "a block address above 4 GiB comes from x3: one outside guest RAM is NOT_SUPPORTED, not its low half",
+)
+def test_enable_high_half(ag: ApfGuest, expect: Expect) -> None:
+    ag.configure()
+    low, _ = enable_args(0)
+    expect(hvc(ag.guest, apf.Sub.ENABLE, low, 0x100).ret, NOT_SUPPORTED, "ENABLE(block at 0x100_xxxx_xxxx)")
+    expect(ag.guest.apf_command(0, apf.Command.GET_CONTROL)[1], 0, "GET_CONTROL: nothing was enabled")

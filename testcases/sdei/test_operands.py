@@ -97,6 +97,32 @@ def test_shared_again_while_running(multi_pe: Guest, expect: Expect, shared_even
         expect(entries[0].seq < entries[1].seq, True, "the second entry comes after the first")
 
 
+@spec(
+    "DEN0054C 5.1.8, 5.1.13 (an unregistered event's pending trigger goes with it; the others stay)",
+    "UNREGISTER of one pending shared event leaves another pending shared event to be dispatched at PE_UNMASK",
+)
+def test_unregister_keeps_other_pending(guest: Guest, expect: Expect) -> None:
+    shared = guest.info.find_events(type=EventType.SHARED, injectable=True)
+    if len(shared) < 2:
+        not_applicable(guest, "needs two triggerable shared events")
+    first, second = shared[:2]
+    for ev in (first, second):
+        expect(guest.sdei.register(ev.number, arg=ev.number).ret, sdei.SUCCESS, f"EVENT_REGISTER {ev.number:#x}")
+        expect(guest.sdei.enable(ev.number).ret, sdei.SUCCESS, f"EVENT_ENABLE {ev.number:#x}")
+    for ev in (first, second):  # every PE is masked since reset: both stay pending
+        guest.trigger(ev)
+    not_recorded = Known("unregister_running_not_recorded", sdei.PENDING)
+    expect(guest.sdei.unregister(first.number).ret, sdei.SUCCESS, "EVENT_UNREGISTER of the first", not_recorded)
+    entries = [d.event for d in guest.sdei.pe_unmask().deliveries]
+    expect(
+        entries,
+        [second.number],
+        "entries at PE_UNMASK",
+        Known("masked_injection_dropped", []),
+        Known("unregister_running_not_recorded", [first.number, second.number]),
+    )
+
+
 @pytest.mark.fresh_target  # a dispatcher that ERETs to the address faults the agent
 @spec("DEN0054C 5.1.7", "a resume address that is not 4-byte aligned is INVALID_PARAMETERS, whichever low bits are set")
 @pytest.mark.parametrize("offset", [1, 3])
