@@ -123,6 +123,15 @@ def test_unregister_keeps_other_pending(guest: Guest, expect: Expect) -> None:
     )
 
 
+@spec("DEN0054C 5.1.2, 5.1.17", "where FEATURES(RELATIVE_MODE) says 1, EVENT_REGISTER accepts the relative flag")
+def test_relative_mode_when_supported(guest: Guest, expect: Expect) -> None:
+    if guest.sdei.features(sdei.Feature.RELATIVE_MODE).ret != 1:
+        not_applicable(guest, "FEATURES(RELATIVE_MODE) does not say 1 (test_calls.py checks that side)")
+    ev = next(iter(guest.info.find_events(type=EventType.SHARED)), None) or guest.info.events[0]
+    r = guest.sdei.register(ev.number, arg=0x1, flags=sdei.REGISTER_FLAG_RELATIVE)
+    expect(r.ret, sdei.SUCCESS, "EVENT_REGISTER with relative_mode")
+
+
 @pytest.mark.fresh_target  # a dispatcher that ERETs to the address faults the agent
 @spec("DEN0054C 5.1.7", "a resume address that is not 4-byte aligned is INVALID_PARAMETERS, whichever low bits are set")
 @pytest.mark.parametrize("offset", [1, 3])
