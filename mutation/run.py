@@ -47,7 +47,7 @@ MODULES = ("apflab/model", "apflab/abi", "apflab/profiles.py")
 #: model targets, then the model's property tests (slower, and run only by survivors so
 #: far). ``-x``: the first failure kills the mutant, so a killed mutant costs seconds.
 PINS = ("tests/test_abi.py", "tests/test_abi_literals.py", "tests/test_state_table.py", "tests/test_model_migration.py")
-PINS += ("tests/test_model_memory.py",)
+PINS += ("tests/test_model_memory.py", "tests/test_model_limits.py")
 TARGETS = ("model", "model-kvm-v4")
 PROPERTIES = ("tests/test_model_properties.py",)
 
