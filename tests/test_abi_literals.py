@@ -342,5 +342,11 @@ def test_uapi_offsets() -> None:
     assert (raw[24 + 8], raw[4120 + 8], raw[8216 + 8], raw[8280 + 8]) == (0x44, 0x55, 0x66, 0x77)
     cmd = _lookup("uapi", "AsyncPfCmd")(cmd=6, value=0x1234).pack()
     assert cmd == bytes([6, 0, 0, 0, 0, 0, 0, 0, 0x34, 0x12, 0, 0, 0, 0, 0, 0])
+    # What the VMM's structures hold before anything is set: zeros, and a vCPU that is masked
+    # (DEN0054C 5.1.12: PEs start masked; kvm_sdei_vcpu_state.masked).
+    assert _lookup("uapi", "KvmEventState")(num=7).pack() == bytes([7]) + bytes(8343)
+    assert _lookup("uapi", "VcpuState")().pack() == bytes([1]) + bytes(343)
+    assert _lookup("uapi", "VcpuRegs")().pack() == bytes(160)
+    assert _lookup("uapi", "AsyncPfCmd")(cmd=3).pack() == bytes([3]) + bytes(15)
     data = _lookup("uapi", "APF_DATA").pack(2, 0xFFFF_FFFF, b"", 1)
     assert data[0] == 2 and data[4:8] == b"\xff" * 4 and data[64] == 1

@@ -9,7 +9,7 @@ import pytest
 
 from apflab.model.guest import model_facts
 from apflab.model.machine import Machine, ModelError
-from apflab.profiles import get_profile
+from apflab.profiles import UnknownProfile, effective_profile, get_profile
 
 
 @pytest.mark.parametrize(("pes", "multi"), [(1, False), (2, True), (64, True)])
@@ -29,3 +29,16 @@ def test_out_of_range_refused(pes: int, el: int) -> None:
 def test_edges_accepted() -> None:
     assert len(Machine(get_profile("kvm-v4"), 64, 2).pes) == 64
     assert len(Machine(get_profile("spec"), 1, 1).pes) == 1
+
+
+def test_target_deviations_join_the_profile() -> None:
+    """A target's own deviations (lab.yaml ``deviations:``) add to its profile's, named after it."""
+    plain = effective_profile("spec")
+    assert plain.name == "spec" and not plain.predicts("tfa_qemu_no_bind_slots")
+    tfa = effective_profile("spec", ["tfa_qemu_no_bind_slots"])
+    assert tfa.name == "spec" and tfa.predicts("tfa_qemu_no_bind_slots")
+    assert not get_profile("spec").predicts("tfa_qemu_no_bind_slots")
+    with pytest.raises(UnknownProfile, match="nope"):
+        effective_profile("spec", ["nope"])
+    with pytest.raises(UnknownProfile, match="kvm-v9"):
+        get_profile("kvm-v9")

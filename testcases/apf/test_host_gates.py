@@ -128,3 +128,17 @@ def test_enable_high_half(ag: ApfGuest, expect: Expect) -> None:
     low, _ = enable_args(0)
     expect(hvc(ag.guest, apf.Sub.ENABLE, low, 0x100).ret, NOT_SUPPORTED, "ENABLE(block at 0x100_xxxx_xxxx)")
     expect(ag.guest.apf_command(0, apf.Command.GET_CONTROL)[1], 0, "GET_CONTROL: nothing was enabled")
+
+
+@spec(
+    "APF v4 09/15 (disable empties the completion queue), 07/15; docs/reference/apf.md",
+    "disabling drops a completion that was done but still waiting for IRQ_ACK: the ACK posts nothing",
+)
+def test_disable_drops_finished_completion(ag: ApfGuest, expect: Expect) -> None:
+    ag.bring_up()
+    t1, _ = _fault(ag, GFN).x[1], _fault(ag, GFN + 1).x[1]
+    ag.guest.tick(IO_US)  # both are done; the second waits behind the first's page-ready
+    expect(ag.shared(), (apf.REASON_PAGE_READY, t1), "block: the first page-ready")
+    expect(hvc(ag.guest, apf.Sub.ENABLE, 0, 0).ret, SUCCESS, "ENABLE(0)")
+    expect(ag.page_ready(), (apf.REASON_PAGE_READY, t1), "the first page-ready, acknowledged")
+    expect((ag.shared(), ag.level()), ((0, 0), 0), "(block, PPI) after IRQ_ACK: the second was dropped")

@@ -106,3 +106,20 @@ def test_restore_order_on_target(mig: Guest, expect: Expect) -> None:
     expect(mig.apf_command(0, apf.Command.GET_CONTROL)[1], control, "GET_CONTROL")
     mig.tick(1)  # the restored vCPU runs
     expect(ag.shared(), (apf.REASON_PAGE_READY, apf.WAKE_ALL_TOKEN), "block: the enable's wake-all")
+
+
+@spec(
+    "KVM SDEI v4 16/21, 17/21 (a shared event running on one vCPU); DEN0054C 5.1.6",
+    "a shared event saved while its handler runs completes on the restored target and can run again",
+)
+def test_round_trip_shared_running(mig: Guest, expect: Expect) -> None:
+    ev = next(e for e in mig.info.events if e.shared and not e.critical)
+    mig.set_handler(ARG, Handler([Snapshot()], once=True))
+    expect(mig.sdei.register(ev.number, arg=ARG).ret, sdei.SUCCESS, "EVENT_REGISTER")
+    expect(mig.sdei.enable(ev.number).ret, sdei.SUCCESS, "EVENT_ENABLE")
+    expect(mig.sdei.pe_unmask().ret, sdei.SUCCESS, "PE_UNMASK")
+    expect(len(mig.trigger(ev).deliveries), 1, "entries on the original")
+    mig.restore_snapshot()  # in the shared handler
+    mig.sdei.complete()
+    again = [(d.event, d.pe) for d in mig.trigger(ev).deliveries]
+    expect(again, [(ev.number, 0)], "entries when it is raised again after COMPLETE")
