@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from apflab.abi import sdei
+from apflab.abi.aarch64 import PSTATE_DIT, pstate_el
 from apflab.abi.sdei import EventType, Info, Routing
 from apflab.testing import EventInfo, Expect, Guest, Handler, Known, not_applicable, spec
 from testcases.sdei.helpers import RESUME_FAULT, arm, resume_outcome
@@ -130,6 +131,21 @@ def test_relative_mode_when_supported(guest: Guest, expect: Expect) -> None:
     ev = next(iter(guest.info.find_events(type=EventType.SHARED)), None) or guest.info.events[0]
     r = guest.sdei.register(ev.number, arg=0x1, flags=sdei.REGISTER_FLAG_RELATIVE)
     expect(r.ret, sdei.SUCCESS, "EVENT_REGISTER with relative_mode")
+
+
+@spec(
+    "DEN0054C 5.1.18 (x3 at handler entry: the interrupted PSTATE); Arm ARM SPSR_ELx M[3:2]",
+    "with PSTATE bits planted in the interrupted context, x3 at entry still names the client's EL",
+)
+def test_entry_x3_keeps_el_with_planted_bits(guest: Guest, expect: Expect, private_event: EventInfo) -> None:
+    guest.require("context", "the interrupted context needs PSTATE bits of its own")
+    guest.set_context(PSTATE_DIT, 0, 0)
+    arm(guest, expect, private_event, Handler())
+    entries = guest.trigger(private_event).deliveries
+    if not expect(len(entries), 1, "handler entries") and not entries:
+        expect.stop("no handler entry to look at")
+    x3 = entries[0].interrupted_pstate
+    expect((pstate_el(x3), x3 & PSTATE_DIT), (guest.info.el, PSTATE_DIT), "(EL, DIT) of x3 at entry")
 
 
 @pytest.mark.fresh_target  # a dispatcher that ERETs to the address faults the agent
