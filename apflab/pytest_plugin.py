@@ -158,7 +158,7 @@ def target_info(apflab_guest: Guest) -> TargetInfo:
 
 @pytest.fixture
 def expect(apflab_guest: Guest) -> Expect:
-    return Expect(apflab_guest.info.profile)
+    return Expect(apflab_guest.info.profile, strict=apflab_guest.info.strict_deviations)
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ from pathlib import Path
 from junitparser import JUnitXml
 from junitparser.xunit2 import TestCase
 
+from apflab.profiles import KVM_V4, SPEC
+from apflab.verdict import Known, Verdict, judge
 from tests.conftest import run_pytest
 
 LAB = """\
@@ -111,3 +113,15 @@ def test_not_strict_is_not_judged(tmp_path: Path) -> None:
     r, verdicts = _run(root, "testcases")
     assert r.returncode == 0, r.stdout[-800:]
     assert "deviations_shown" not in verdicts
+
+
+def test_certain_known_on_a_strict_target() -> None:
+    """A Known marked certain must show on a strict target that carries it: the spec's value there fails."""
+    certain = Known("context_index_18_accepted", 1, certain=True)
+    failed = judge(KVM_V4, 0, 0, "CONTEXT(18)", certain, strict=True)
+    assert failed is not None and failed.verdict is Verdict.FAIL and "always shows" in failed.message
+    assert judge(KVM_V4, 0, 0, "CONTEXT(18)", certain) is None  # a real target may have been fixed
+    assert judge(SPEC, 0, 0, "CONTEXT(18)", certain, strict=True) is None  # not carried
+    assert judge(KVM_V4, 0, 0, "CONTEXT(18)", Known("context_index_18_accepted", 1), strict=True) is None
+    shown = judge(KVM_V4, 1, 0, "CONTEXT(18)", certain, strict=True)
+    assert shown is not None and shown.verdict is Verdict.KFAIL

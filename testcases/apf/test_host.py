@@ -247,7 +247,7 @@ def test_disable_clears_queue(ag: ApfGuest, expect: Expect) -> None:
         (ag.shared(), ag.level()),
         ((0, 0), 0),
         "(block, PPI)",
-        Known("apf_page_ready_after_disable", ((apf.REASON_PAGE_READY, token), 1)),
+        Known("apf_page_ready_after_disable", ((apf.REASON_PAGE_READY, token), 1), certain=True),
     )
 
 

@@ -91,7 +91,7 @@ def test_reenable_drops_old_queue(ag: ApfGuest, expect: Expect) -> None:
         (ag.shared(), ag.level()),
         ((0, 0), 0),
         "(block, PPI) after the old fault's I/O time",
-        Known("apf_page_ready_after_disable", ((apf.REASON_PAGE_READY, token), 1)),
+        Known("apf_page_ready_after_disable", ((apf.REASON_PAGE_READY, token), 1), certain=True),
     )
 
 
