@@ -148,6 +148,29 @@ def test_entry_x3_keeps_el_with_planted_bits(guest: Guest, expect: Expect, priva
     expect((pstate_el(x3), x3 & PSTATE_DIT), (guest.info.el, PSTATE_DIT), "(EL, DIT) of x3 at entry")
 
 
+@spec(
+    "DEN0054C 5.1.18.1 (a critical event preempts a normal one; nothing preempts a critical handler)",
+    "no third level: an event raised in a critical handler nested over a normal one waits for both COMPLETEs",
+)
+def test_no_third_level(guest: Guest, expect: Expect, normal_event: EventInfo, critical_event: EventInfo) -> None:
+    guest.require("in-handler-inject", "the events are raised while the handlers run")
+    third = next((e for e in guest.info.find_events(type=EventType.SHARED, injectable=True)), None)
+    if third is None:
+        not_applicable(guest, "needs a triggerable shared event as the third")
+    guest.set_handler(0x3333, Handler())
+    guest.set_handler(0x2222, Handler([guest.trigger_steps(third)], once=True))
+    for ev, arg in ((third, 0x3333), (critical_event, 0x2222)):
+        expect(guest.sdei.register(ev.number, arg=arg).ret, sdei.SUCCESS, f"EVENT_REGISTER {ev.number:#x}")
+        expect(guest.sdei.enable(ev.number).ret, sdei.SUCCESS, f"EVENT_ENABLE {ev.number:#x}")
+    arm(guest, expect, normal_event, Handler([guest.trigger_steps(critical_event)], once=True), arg=0x1111)
+    entries = [(d.event, d.depth) for d in guest.trigger(normal_event).deliveries]
+    expect(
+        entries,
+        [(normal_event.number, 1), (critical_event.number, 2), (third.number, 1)],
+        "(event, depth) of each entry",
+    )
+
+
 @pytest.mark.fresh_target  # a dispatcher that ERETs to the address faults the agent
 @spec("DEN0054C 5.1.7", "a resume address that is not 4-byte aligned is INVALID_PARAMETERS, whichever low bits are set")
 @pytest.mark.parametrize("offset", [1, 3])
