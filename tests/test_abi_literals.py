@@ -255,6 +255,12 @@ def test_sdei_error_names() -> None:
     assert names == {-1: "NOT_SUPPORTED", -2: "INVALID_PARAMETERS", -3: "DENIED", -5: "PENDING", -10: "OUT_OF_RESOURCE"}
 
 
+def test_sdei_error_name() -> None:
+    """What the JUnit shows for an SDEI result: the code's name, or the number for a plain value."""
+    name = _lookup("sdei", "error_name")
+    assert (name(0), name(-3), name(-10), name(7), name(-4)) == ("SUCCESS", "DENIED", "OUT_OF_RESOURCE", "0x7", "-0x4")
+
+
 def test_sdei_sections() -> None:
     """DEN0054C 5.1.1-5.1.19 define the 19 calls in function-ID order."""
     sections = _lookup("sdei", "SECTION")

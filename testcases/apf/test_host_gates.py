@@ -10,7 +10,7 @@ Each case here closes one way a host could get these conditions half right.
 from __future__ import annotations
 
 from apflab.abi import apf
-from apflab.testing import Expect, Handler, Known, spec
+from apflab.testing import Expect, Fault, Handler, Known, spec
 from testcases.apf.conftest import ARG, BLOCK, NOT_SUPPORTED, SUCCESS, ApfGuest, enable_args, hvc
 
 SYNC, ASYNC = 0, 1
@@ -142,3 +142,24 @@ def test_disable_drops_finished_completion(ag: ApfGuest, expect: Expect) -> None
     expect(hvc(ag.guest, apf.Sub.ENABLE, 0, 0).ret, SUCCESS, "ENABLE(0)")
     expect(ag.page_ready(), (apf.REASON_PAGE_READY, t1), "the first page-ready, acknowledged")
     expect((ag.shared(), ag.level()), ((0, 0), 0), "(block, PPI) after IRQ_ACK: the second was dropped")
+
+
+@spec(
+    "APF v4 07/15 (no not-present while an SDEI event runs on *that* vCPU); docs/reference/apf.md",
+    "a fault on another vCPU, made while a handler runs here, starts an async page fault there",
+)
+def test_fault_on_other_vcpu_from_handler(ag: ApfGuest, expect: Expect) -> None:
+    g = ag.guest
+    g.require("multi-pe", "needs a second vCPU")
+    ag.bring_up(pe=1)
+    expect(g.fault(1, GFN + 1, False, IO_US).x[0], ASYNC, "a first fault on vCPU 1 (its token is then not 1)")
+    g.select_pe(0)
+    other = next(e for e in g.info.events if e.number != apf.SDEI_EVENT and not e.shared)
+    g.set_handler(0xB1B1, Handler([Fault(1, GFN, False)]))
+    expect(g.sdei.register(other.number, arg=0xB1B1).ret, SUCCESS, "EVENT_REGISTER on vCPU 0")
+    expect(g.sdei.enable(other.number).ret, SUCCESS, "EVENT_ENABLE on vCPU 0")
+    expect(g.sdei.pe_unmask().ret, SUCCESS, "PE_UNMASK on vCPU 0")
+    entries = [d for d in g.trigger(other).deliveries if d.event == other.number]
+    if not expect(len(entries), 1, "handler entries on vCPU 0"):
+        expect.stop("the handler did not run")
+    expect(entries[0].results[0], ASYNC, "outcome of the fault on vCPU 1, made from vCPU 0's handler")

@@ -171,6 +171,24 @@ def test_no_third_level(guest: Guest, expect: Expect, normal_event: EventInfo, c
     )
 
 
+@spec(
+    "DEN0054C 5.1.19 (SHARED_RESET unregisters shared events only)",
+    "after SHARED_RESET a private event is still registered (REGISTER is DENIED) and a shared one is not",
+)
+def test_shared_reset_seen_by_register(guest: Guest, expect: Expect, private_event: EventInfo) -> None:
+    shared = next(iter(guest.info.find_events(type=EventType.SHARED)), None)
+    if shared is None:
+        not_applicable(guest, "needs a shared event")
+    for ev in (private_event, shared):
+        expect(guest.sdei.register(ev.number, arg=0x5151).ret, sdei.SUCCESS, f"EVENT_REGISTER {ev.number:#x}")
+    expect(guest.sdei.shared_reset().ret, sdei.SUCCESS, "SHARED_RESET")
+    again = (
+        guest.sdei.register(private_event.number, arg=0x5151).ret,
+        guest.sdei.register(shared.number, arg=0x5151).ret,
+    )
+    expect(again, (sdei.DENIED, sdei.SUCCESS), "REGISTER again: (private, shared)")
+
+
 @pytest.mark.fresh_target  # a dispatcher that ERETs to the address faults the agent
 @spec("DEN0054C 5.1.7", "a resume address that is not 4-byte aligned is INVALID_PARAMETERS, whichever low bits are set")
 @pytest.mark.parametrize("offset", [1, 3])
