@@ -204,25 +204,26 @@ class Mutant:
     module: str
     line: int
     operator: str
+    where: str  # the enclosing definition (cosmic-ray's definition_name): one line may repeat elsewhere
     before: str
     after: str
     outcome: str  # killed, timeout, survived, equivalent, error
 
-    def key(self) -> tuple[str, str, str]:
-        return self.module, self.before, self.after
+    def key(self) -> tuple[str, str, str, str]:
+        return self.module, self.where, self.before, self.after
 
     def text(self) -> str:
-        return f"| {self.module} | `{self.before}` | `{self.after}` |"
+        return f"| {self.module} | {self.where} | `{self.before}` | `{self.after}` |"
 
 
-def equivalents() -> dict[tuple[str, str, str], str]:
-    """docs/mutation.md's table rows ``| module | `line` | `mutated line` | why |``."""
+def equivalents() -> dict[tuple[str, str, str, str], str]:
+    """docs/mutation.md's table rows ``| module | definition | `line` | `mutated line` | why |``."""
     found = {}
-    row = re.compile(r"^\| (\S+) \| `(.*)` \| `(.*)` \| (.+) \|$")
+    row = re.compile(r"^\| (\S+) \| (\S+) \| `(.*)` \| `(.*)` \| (.+) \|$")
     for line in EQUIVALENTS.read_text().splitlines():
         m = row.match(line)
         if m:
-            found[m.group(1), m.group(2), m.group(3)] = m.group(4)
+            found[m.group(1), m.group(2), m.group(3), m.group(4)] = m.group(5)
     return found
 
 
@@ -253,9 +254,12 @@ def mutants() -> list[Mutant]:
             else:
                 outcome = "killed"
             module = str(Path(spec.module_path))
-            m = Mutant(module, spec.start_pos[0], spec.operator_name.removeprefix("core/"), before, after, outcome)
+            where = spec.definition_name or "-"
+            m = Mutant(
+                module, spec.start_pos[0], spec.operator_name.removeprefix("core/"), where, before, after, outcome
+            )
             if outcome == "survived" and m.key() in known:
-                m = Mutant(m.module, m.line, m.operator, m.before, m.after, "equivalent")
+                m = Mutant(m.module, m.line, m.operator, m.where, m.before, m.after, "equivalent")
             out.append(m)
     return out
 
