@@ -39,8 +39,9 @@ def test_unwritten_is_zero_and_bounds() -> None:
     for gpa in (BASE - 4, BASE + SIZE - 3, BASE + SIZE):
         with pytest.raises(MemoryError_):
             mem.read32(gpa)
-    with pytest.raises(MemoryError_):
-        mem.read_pair32(BASE + SIZE - 4)
+    for gpa in (BASE - 8, BASE + SIZE - 4):
+        with pytest.raises(MemoryError_):
+            mem.read_pair32(gpa)
     assert (mem.contains(BASE, 4), mem.contains(BASE + SIZE - 4, 4), mem.contains(BASE + SIZE - 3, 4)) == (
         True,
         True,

@@ -189,6 +189,24 @@ def test_shared_reset_seen_by_register(guest: Guest, expect: Expect, private_eve
     expect(again, (sdei.DENIED, sdei.SUCCESS), "REGISTER again: (private, shared)")
 
 
+@spec(
+    "DEN0054C 5.1.2 (the affinity is used only with RM_PE), 5.1.10; KVM SDEI v4 04/21 (measured 0x1234 -> 0x34)",
+    "EVENT_REGISTER RM_ANY with an affinity argument reports ROUTING_MODE RM_ANY",
+)
+def test_routing_mode_ignores_affinity(guest: Guest, expect: Expect) -> None:
+    shared = next(iter(guest.info.find_events(type=EventType.SHARED)), None)
+    if shared is None:
+        not_applicable(guest, "needs a shared event")
+    r = guest.sdei.register(shared.number, arg=0x5252, flags=Routing.RM_ANY, affinity=0x1234)
+    expect(r.ret, sdei.SUCCESS, "EVENT_REGISTER(RM_ANY, affinity 0x1234)")
+    expect(
+        guest.sdei.get_info(shared.number, Info.EV_ROUTING_MODE).ret,
+        Routing.RM_ANY,
+        "ROUTING_MODE",
+        Known("register_route_mode_from_affinity", 0x34, certain=True),
+    )
+
+
 @pytest.mark.fresh_target  # a dispatcher that ERETs to the address faults the agent
 @spec("DEN0054C 5.1.7", "a resume address that is not 4-byte aligned is INVALID_PARAMETERS, whichever low bits are set")
 @pytest.mark.parametrize("offset", [1, 3])
