@@ -14,20 +14,24 @@ HOST_PACKAGES := python3:python3 venv:python3-venv git:git
 TARGET_PACKAGES := qemu-system-aarch64:qemu-system-arm aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
                    dpkg-source:dpkg-dev /usr/include/openssl/evp.h:libssl-dev gcc:gcc make:make \
                    chromium:chromium
-# qemu-linux: sshd for the local migration host; the cross libc for the static async_pf.
-TARGET_PACKAGES += /usr/sbin/sshd:openssh-server /usr/aarch64-linux-gnu/lib/libc.a:libc6-dev-arm64-cross
+# qemu-linux: sshd for the local migration host; the cross libc for the static async_pf and
+# apflab-vmm; the ssh client for the KVM board path (labgrid's SSHDriver).
+TARGET_PACKAGES += /usr/sbin/sshd:openssh-server /usr/aarch64-linux-gnu/lib/libc.a:libc6-dev-arm64-cross \
+                   ssh:openssh-client
 
-# The targets `make test` runs the suites on.
-TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu-tfa-el2 --target qemu --target qemu-linux
+# The targets `make test` runs the suites on (qemu-kvm: the agent under real KVM in a nested L1).
+TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu-tfa-el2 --target qemu \
+                --target qemu-linux --target qemu-kvm
 
 .PHONY: run test setup target-packages images lint bench mutate clean
 
 run: setup
 	$(PY) -m apflab run --out $(OUT)
 
+# APFLAB_RUN_OUT: the framework's tests read the run's results (tests/test_kvm_agrees.py).
 test: setup lint images
 	$(PY) -m apflab run --out $(OUT) $(TEST_TARGETS)
-	$(PY) -m pytest tests
+	APFLAB_RUN_OUT=$(OUT) $(PY) -m pytest tests
 
 setup: $(STAMP)
 

@@ -10,7 +10,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-from apflab.errors import CliError
+from apflab.errors import INTERRUPTED, CliError
 
 
 def _cmd_agent(args: argparse.Namespace) -> int:
@@ -37,6 +37,8 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from apflab.run import run_suites
 
+    if args.target and not all(t.strip() for t in args.target):
+        raise CliError("--target '' is empty: give a target of lab.yaml, or leave --target out for the model targets")
     return run_suites(args.target or None, args.out, args.pytest_args, lab=args.lg_env)
 
 
@@ -107,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"apflab: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"apflab: {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

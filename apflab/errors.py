@@ -10,3 +10,7 @@ from __future__ import annotations
 
 class CliError(Exception):
     """A user error: printed as one line (``apflab: error: ...``), exit status 2."""
+
+
+#: The exit status of a command cut short by Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130

@@ -12,7 +12,7 @@ pytest plugin turns into a SKIP with the reason.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any, ClassVar
@@ -22,6 +22,7 @@ from apflab.abi.sdei import EventType, Fn, Priority
 from apflab.abi.smccc import MASK64, to_s64
 from apflab.capabilities import check as check_capabilities
 from apflab.profiles import Profile
+from apflab.safetext import from_target
 
 
 class Unsupported(Exception):
@@ -29,7 +30,18 @@ class Unsupported(Exception):
 
 
 class TargetError(Exception):
-    """The target misbehaved: a protocol error, a wedge, a dead console."""
+    """The target misbehaved: a protocol error, a wedge, a dead console.
+
+    Its message quotes what the target said (console tails, stderr), so it is made safe
+    here, once for every way of raising it: control characters written out, the length
+    bounded (apflab.safetext). It ends up in failure messages, JUnit and the terminal.
+    """
+
+    #: Characters a message keeps (head and tail) of what may be a megabyte of console.
+    LIMIT = 8000
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(from_target(str(message), self.LIMIT))
 
 
 # --------------------------------------------------------------- handler script
@@ -301,6 +313,9 @@ class TargetInfo:
     #: Every deviation of the profile a case names must show in the session (the model's
     #: deviations are its own code, so one that never shows is a broken model).
     strict_deviations: bool = False
+    #: Why the target lacks a capability, where its host knows (a KVM host: "host kernel
+    #: ... has no KVM_CAP_ARM_SDEI"); added to the SKIP's reason.
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def has(self, capability: str) -> bool:
         """Whether the target has ``capability``; a name apflab.capabilities does not know is an error."""
@@ -454,8 +469,10 @@ class Guest(abc.ABC):
 
     # -------------------------------------------------- host side (APF, migration)
 
-    def _unsupported(self, capability: str) -> Unsupported:
-        return Unsupported(f"target {self.name} lacks capability '{capability}'")
+    def _unsupported(self, capability: str, why: str = "") -> Unsupported:
+        text = f"target {self.name} lacks capability '{capability}'" + (f": {why}" if why else "")
+        note = self._info.notes.get(capability) if self._info is not None else None
+        return Unsupported(f"{text} ({note})" if note else text)
 
     def fault(self, pe: int, gfn: int, privileged: bool = False, latency_us: int | None = None) -> CallResult:
         """A stage-2 fault needing I/O on ``gfn``: x0 = 0 sync, 1 async (x1 = token), 2 in flight."""
@@ -502,8 +519,7 @@ class Guest(abc.ABC):
     def require(self, capability: str, why: str = "") -> None:
         """SKIP (Unsupported) unless the target has ``capability``, a name of apflab.capabilities."""
         if not self.info.has(capability):
-            text = f"target {self.name} lacks capability '{capability}'"
-            raise Unsupported(f"{text}: {why}" if why else text)
+            raise self._unsupported(capability, why)
 
     def trigger_steps(self, event: EventInfo, pe: int = 0) -> HandlerStep:
         """The handler step that raises ``event`` on ``pe`` from inside a handler.

@@ -1,8 +1,9 @@
 """apflab's pytest plugin: target selection, the guest fixtures, verdicts, results on disk.
 
 * ``--target NAME`` picks a target of the labgrid environment (lab.yaml at the rootdir
-  unless ``--lg-env``/``LG_ENV`` name another); an unknown name or a malformed file is
-  a one-line usage error.
+  unless ``--lg-env``/``LG_ENV`` name another); an unknown or empty name, a malformed
+  file, or a mistake in the chosen target's configuration (checked once, here, by
+  apflab.lab.configcheck) is a one-line usage error before any test runs.
 * Fixtures: ``guest`` (reset before each test), ``expect`` (bound to the target's
   profile), ``target_info``, ``record_metric``.
 * Each test's verdict (PASS, FAIL, SKIP, XFAIL, XPASS, KFAIL) and its spec section go
@@ -68,6 +69,25 @@ def _load_environment(path: Path):
         raise pytest.UsageError(f"{path}: not a valid labgrid environment: {type(exc).__name__}: {text}") from None
 
 
+def _checked_names(env) -> list[str]:
+    from apflab.lab.configcheck import ConfigError, check_names
+
+    try:
+        return check_names(env)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _check_target(env, target: str) -> None:
+    """The chosen target's configuration, once, before any test (apflab.lab.configcheck)."""
+    from apflab.lab.configcheck import ConfigError, check_target
+
+    try:
+        check_target(env, target)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "spec(section, claim): the spec section a testcase checks")
     config.addinivalue_line("markers", "fresh_target: run in a freshly started target (the case may wedge it)")
@@ -75,12 +95,16 @@ def pytest_configure(config: pytest.Config) -> None:
     target = config.getoption("target") or DEFAULT_TARGET
     if lab is not None:
         env = _load_environment(lab)
-        known = sorted(env.config.get_targets())
+        known = sorted(_checked_names(env))
+        if config.getoption("target") == "":
+            raise pytest.UsageError(f"--target '' is empty; give a target of {lab}: {', '.join(known)}")
         if config.getoption("target") and target not in known:
             raise pytest.UsageError(f"unknown target {target!r}; targets in {lab}: {', '.join(known)}")
+        if target in known:
+            _check_target(env, target)
         if getattr(config.option, "lg_env", "absent") is None:
             config.option.lg_env = str(lab)  # labgrid's plugin builds its env from it
-    elif config.getoption("target"):
+    elif config.getoption("target") is not None:
         raise pytest.UsageError(f"--target {target} given but there is no lab.yaml (give --lg-env)")
     junit = config.getoption("apflab_junit")
     metrics = config.getoption("apflab_metrics")

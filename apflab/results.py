@@ -22,6 +22,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestSuite
 from junitparser.xunit2 import TestCase
 
 import apflab
+from apflab.safetext import from_target
 from apflab.verdict import Verdict
 
 #: The metrics.json format's version (docs/results.md); readers refuse others.
@@ -127,9 +128,9 @@ class ResultLog:
         """The whole file: suite header with current counts, then each case's cached XML."""
         while len(self._case_xml) < len(self.cases):
             self._case_xml.append(_case_element(self.cases[len(self._case_xml)]).tostring())
-        suite = TestSuite(self.suite_name)
+        suite = TestSuite(_field(self.suite_name, NAME_LIMIT))
         for key, value in self.suite_properties.items():
-            suite.add_property(key, value)
+            suite.add_property(_field(key, NAME_LIMIT), _field(value, PROPERTY_LIMIT))
         counts = self.counts()
         suite.tests = len(self.cases)
         failed = [c for c in self.cases if c.verdict is Verdict.FAIL]
@@ -149,16 +150,30 @@ class ResultLog:
         return b"".join(parts)
 
 
+#: Characters each field of a case keeps (head and tail): a target may print megabytes,
+#: and a JUnit file is rewritten after every test.
+NAME_LIMIT = 1000
+MESSAGE_LIMIT = 4000
+DETAILS_LIMIT = 64000
+PROPERTY_LIMIT = 4000
+
+
+def _field(text: str, limit: int) -> str:
+    """A field as JUnit keeps it: valid XML, no control characters (said so), bounded."""
+    return from_target(text, limit, lines="\n" in text)
+
+
 def _case_element(c: CaseRecord) -> TestCase:
-    case = TestCase(c.name, c.classname, c.time)
+    message = _field(c.message, MESSAGE_LIMIT)
+    case = TestCase(_field(c.name, NAME_LIMIT), _field(c.classname, NAME_LIMIT), c.time)
     if c.verdict is Verdict.FAIL:
-        result = Error(c.message, "error") if c.properties.get("phase") == "setup" else Failure(c.message)
-        result.text = c.details
+        result = Error(message, "error") if c.properties.get("phase") == "setup" else Failure(message)
+        result.text = _field(c.details, DETAILS_LIMIT)
         case.result = [result]
     elif c.verdict in (Verdict.SKIP, Verdict.KFAIL, Verdict.XFAIL):
-        case.result = [Skipped(c.message, c.verdict.value.lower())]
+        case.result = [Skipped(message, c.verdict.value.lower())]
     for key, value in c.properties.items():
-        case.add_property(key, value)
+        case.add_property(_field(key, NAME_LIMIT), _field(value, PROPERTY_LIMIT))
     return case
 
 
@@ -176,13 +191,11 @@ def summary_line(counts: Counter[Verdict] | dict[Verdict, int]) -> str:
     return ", ".join(parts)
 
 
-def verdict_counts(junit_files: Iterable[Path]) -> Counter[Verdict]:
-    """Count verdicts in JUnit files written by apflab (property ``verdict``)."""
+def junit_counts(xml: JUnitXml) -> Counter[Verdict]:
+    """Count verdicts in a JUnit document written by apflab (property ``verdict``)."""
     counts: Counter[Verdict] = Counter()
-    for path in junit_files:
-        xml = JUnitXml.fromfile(str(path))
-        for suite in xml:
-            for case in suite:
-                props = {p.name: p.value for p in TestCase.fromelem(case).properties()}
-                counts[Verdict(props.get("verdict", "FAIL"))] += 1
+    for suite in xml:
+        for case in suite:
+            props = {p.name: p.value for p in TestCase.fromelem(case).properties()}
+            counts[Verdict(props.get("verdict", "FAIL"))] += 1
     return counts

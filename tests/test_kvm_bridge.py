@@ -39,6 +39,7 @@ REGISTER = 0xC400_0021
 ENABLE = 0xC400_0022
 COMPLETE = 0xC400_0025
 COMPLETE_AND_RESUME = 0xC400_0026
+PE_MASK = 0xC400_002B
 PE_UNMASK = 0xC400_002C
 SIGNAL = 0xC400_002F
 
@@ -49,10 +50,10 @@ class FakeVmm:
     def __init__(self, vcpus: int = 1, sdei: str = "forward", bridge: ModelBridge | None = None) -> None:
         vmm_sock, host_sock = socket.socketpair()
         self.link = LineLink.from_socket(vmm_sock, "fake VMM")
-        self.link.send(f"HELLO 1 vcpus={vcpus} sdei={sdei} kernel=6.12.0-fake")
+        self.link.send(f"HELLO 2 vcpus={vcpus} sdei={sdei} kernel=6.12.0-fake")
         self.bridge = bridge if bridge is not None else ModelBridge("spec")
         self.peer = VmmPeer(LineLink.from_socket(host_sock, "host"), self.bridge, hello_timeout=5)
-        assert self.link.readline(5) == "HELLO 1"
+        assert self.link.readline(5) == "HELLO 2"
         self.kicks: list[int] = []
 
     def _answer(self, vcpu: int) -> ch.Answer:
@@ -194,6 +195,21 @@ def test_a_powered_off_vcpu_keeps_its_event_pending() -> None:
         vmm.close()
 
 
+def test_a_vcpu_powered_on_again_starts_masked_without_its_private_events() -> None:
+    """DEN0054C 5.1.12: after power-down a PE starts masked; TF-A's sdei_cpu_on_init() drops
+    its private registrations. The VMM says POWER before the vCPU runs (psci.c)."""
+    vmm = FakeVmm(vcpus=2)
+    try:
+        registered(vmm, 1)
+        vmm.link.send("POWER 1 on")
+        answer = vmm.call(1, [PE_MASK])
+        assert answer == ch.Ret(1, (0, 0, 0, 0))  # already masked: PE_MASK answers 0 (DEN0054C 5.1.12)
+        assert vmm.call(1, [REGISTER, 0, EP, 7, 0, 0]).x[0] == 0  # event 0 is unregistered again
+        assert vmm.peer.alive
+    finally:
+        vmm.close()
+
+
 def test_a_restarted_vmm_meets_a_fresh_model() -> None:
     bridge = ModelBridge("spec")
     first = FakeVmm(bridge=bridge)
@@ -226,10 +242,10 @@ def test_call_from_a_vcpu_the_vmm_did_not_announce_is_an_error(vmm: FakeVmm) -> 
 def test_other_channel_version_is_refused() -> None:
     vmm_sock, host_sock = socket.socketpair()
     fake = LineLink.from_socket(vmm_sock, "fake VMM")
-    fake.send("HELLO 2 vcpus=1 sdei=forward kernel=x")
-    with pytest.raises(PeerError, match="version 2"):
+    fake.send("HELLO 3 vcpus=1 sdei=forward kernel=x")
+    with pytest.raises(PeerError, match="version 3"):
         VmmPeer(LineLink.from_socket(host_sock, "host"), ModelBridge(), hello_timeout=5)
-    assert fake.readline(5).startswith("ERR channel version 2 not supported")
+    assert fake.readline(5).startswith("ERR channel version 3 not supported")
     fake.close()
 
 
@@ -245,9 +261,9 @@ def test_silent_vmm_fails_the_handshake_within_its_bound() -> None:
 def test_kernel_mode_host_commands_round_trip() -> None:
     vmm_sock, host_sock = socket.socketpair()
     fake = LineLink.from_socket(vmm_sock, "fake VMM")
-    fake.send("HELLO 1 vcpus=2 sdei=kernel kernel=5.14.0-sdei-v4")
+    fake.send("HELLO 2 vcpus=2 sdei=kernel kernel=5.14.0-sdei-v4")
     peer = VmmPeer(LineLink.from_socket(host_sock, "host"), None, hello_timeout=5)
-    assert fake.readline(5) == "HELLO 1"
+    assert fake.readline(5) == "HELLO 2"
     try:
         import threading
 
@@ -283,7 +299,8 @@ def test_answer_for_is_minimal() -> None:
     "line, why",
     [
         ("HELLO x vcpus=1 sdei=none", "without a version"),
-        ("HELLO 1 vcpus=1 sdei=maybe", "unknown sdei mode"),
+        ("HELLO 2 vcpus=1 sdei=maybe", "unknown sdei mode"),
+        ("POWER 1 up", "POWER takes a vCPU and on or off"),
         ("STOP 0 sleeping 0 " + " ".join(["0"] * 22), "not on or off"),
         ("CALL 0 svc 0 " + " ".join(["0"] * 22), "not hvc or smc"),
         ("CALL 0 hvc 0 " + " ".join(["0"] * 21 + ["1" * 17]), "not a 64-bit hex number"),
@@ -301,10 +318,10 @@ def test_the_channel_runs_over_a_plain_fd_pair() -> None:
     to_host_r, to_host_w = os.pipe()
     to_vmm_r, to_vmm_w = os.pipe()
     vmm_end = LineLink.from_fds(to_vmm_r, to_host_w, "fake VMM on pipes")
-    vmm_end.send("HELLO 1 vcpus=1 sdei=forward kernel=x")
+    vmm_end.send("HELLO 2 vcpus=1 sdei=forward kernel=x")
     peer = VmmPeer(LineLink.from_fds(to_host_r, to_vmm_w, "host on pipes"), ModelBridge(), hello_timeout=5)
     try:
-        assert vmm_end.readline(5) == "HELLO 1"
+        assert vmm_end.readline(5) == "HELLO 2"
         vmm_end.send(f"CALL 0 smc {VBAR:x} {CALL_PC:x} {RUNNING:x} 0 0 {VERSION:x} " + " ".join(["0"] * 17))
         assert vmm_end.readline(5) == "RET 0 1000100000000 0 0 0"
     finally:

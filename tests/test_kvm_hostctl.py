@@ -27,9 +27,9 @@ def scripted(script: list[tuple[str, str | None]]) -> tuple[KernelSdei, Callable
     """A fake kernel-mode VMM that expects each line of ``script`` in turn and sends its answer (None: silence)."""
     vmm_sock, host_sock = socket.socketpair()
     fake = LineLink.from_socket(vmm_sock, "fake VMM (v4 kernel)")
-    fake.send("HELLO 1 vcpus=2 sdei=kernel kernel=5.14.2-sdei-v4")
+    fake.send("HELLO 2 vcpus=2 sdei=kernel kernel=5.14.2-sdei-v4")
     peer = VmmPeer(LineLink.from_socket(host_sock, "host"), None, hello_timeout=5)
-    assert fake.readline(5) == "HELLO 1"
+    assert fake.readline(5) == "HELLO 2"
     seen: list[str] = []
 
     def vmm() -> None:

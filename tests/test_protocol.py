@@ -159,6 +159,7 @@ def test_random_text_never_raises(line: str) -> None:
     server = AgentServer(ModelGuest("model", SPEC, pes=2))
     for reply in [] if p.is_blank(line) else server.handle_line(line):
         assert reply.split()[0] in ("OK", "ERR", "EV", "HELLO", "REGS", "BLOB")
+        assert "internal error" not in reply
 
 
 def test_session_goes_on_after_errors(server: AgentServer) -> None:

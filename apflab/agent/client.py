@@ -17,11 +17,12 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 from apflab.agent import grammar
 from apflab.agent import protocol as p
 from apflab.guest import Guest, GuestFacts, TargetError
+from apflab.safetext import from_target
 
 
 class ByteStream(abc.ABC):
@@ -72,7 +73,7 @@ class ProcessStream(ByteStream):
     def _stderr_tail(self) -> str:
         if self.proc.poll() is None or self.proc.stderr is None:
             return "process still running"
-        err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+        err = from_target(read_available(self.proc.stderr, wait=0.5), 2000, lines=True).strip().splitlines()
         return f"exit status {self.proc.returncode}; stderr: {' | '.join(err[-3:]) or '(empty)'}"
 
     def close(self) -> None:
@@ -84,6 +85,23 @@ class ProcessStream(ByteStream):
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait(timeout=2)
+
+
+def read_available(pipe: IO[bytes], limit: int = 1 << 16, wait: float = 0.0) -> bytes:
+    """What a process wrote to ``pipe`` (its last ``limit`` bytes), read for at most ``wait``
+    seconds: never until its end, which a running process or a child still holding the
+    pipe would put off for ever. With no wait, one read of what is there."""
+    data = b""
+    fd = pipe.fileno()
+    deadline = time.monotonic() + wait
+    while select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        data = (data + chunk)[-limit:]
+        if time.monotonic() >= deadline:
+            break
+    return data
 
 
 def model_agent_argv(profile: str, pes: int, el: int) -> list[str]:
@@ -113,11 +131,19 @@ class AgentGuest(Guest):
     Unsupported, without being sent.
     """
 
+    #: Characters of a line kept (head and tail of a longer one): a protocol line is no
+    #: longer, so only console noise is ever cut.
+    TAIL_LINE = p.MAX_LINE
+    #: Bytes held while waiting for a newline; beyond this the line is console noise,
+    #: kept as its head and a count of the rest.
+    PENDING = 8 * p.MAX_LINE
+
     def __init__(self, stream: ByteStream, name: str, *, timeout: float = 10.0) -> None:
         self.stream = stream
         self.name = name
         self.timeout = timeout
         self._buffer = b""
+        self._cut = 0  # bytes of the line being read that were dropped (no newline yet)
         self.tail: deque[str] = deque(maxlen=20)
         version, fields = self._ask(grammar.request("HELLO"))
         if version != p.VERSION:
@@ -135,6 +161,9 @@ class AgentGuest(Guest):
 
     def _readline(self, deadline: float) -> str:
         while b"\n" not in self._buffer:
+            if len(self._buffer) > self.PENDING:  # a flood: keep the head, count the rest
+                self._cut += len(self._buffer) - self.TAIL_LINE
+                self._buffer = self._buffer[: self.TAIL_LINE]
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TargetError(f"no reply within {self.timeout:g} s; {self._tail_text()}")
@@ -143,12 +172,25 @@ class AgentGuest(Guest):
                 raise TargetError(f"the agent stopped; {self._tail_text()}")
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        text = line.decode("ascii", errors="replace").rstrip("\r")
+        text = self._shown(line.rstrip(b"\r"))
+        self._cut = 0
         self.tail.append(text)
         return text
 
+    def _shown(self, line: bytes) -> str:
+        """A console line as the tail keeps it: safe, bounded, a flood's cut counted.
+
+        A protocol line is printable ASCII and comes back unchanged."""
+        text = from_target(line, self.TAIL_LINE)
+        if self._cut:
+            text += f" [... {self._cut} more bytes of this line cut]"
+        return text
+
     def _tail_text(self) -> str:
-        return "last lines: " + (" | ".join(self.tail) if self.tail else "(none)")
+        lines = list(self.tail)
+        if self._buffer or self._cut:
+            lines.append(f"{self._shown(self._buffer)} (no newline)")
+        return "last lines: " + (" | ".join(lines) if lines else "(none)")
 
     def _exchange(self, req: p.Request) -> list[str]:
         """Send one request; return its reply lines, the final one last."""
@@ -179,7 +221,8 @@ class AgentGuest(Guest):
         try:
             return p.parse_reply(req.spec.reply, self._exchange(req))
         except p.ProtocolError as exc:
-            raise TargetError(f"malformed reply to {p.format_request(req)[:60]!r}: {exc}") from None
+            reply = self.tail[-1] if self.tail else "(none)"
+            raise TargetError(f"malformed reply to {p.format_request(req)[:60]!r}: {exc}; the reply: {reply}") from None
 
     # ----------------------------------------- operations of several requests
 

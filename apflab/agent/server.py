@@ -1,8 +1,9 @@
 """``apflab agent``: the model speaking the agent protocol on a byte stream.
 
 Every request gets an answer; anything that is not a valid request is ``ERR <reason>``
-and the session goes on. Lines longer than the protocol's limit are read in bounded
-chunks and refused, so no input can make the server hang or grow without bound.
+and the session goes on (a bug in the model too: ``ERR internal error ...``). Lines
+longer than the protocol's limit are read in bounded chunks and refused, so no input can
+make the server hang or grow without bound.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class AgentServer:
             return [p.format_err(f"restore refused: {exc}")]
         except (p.ProtocolError, ModelError, TargetError, ValueError, Unsupported, MemoryError_) as exc:
             return [p.format_err(str(exc))]
+        except Exception as exc:  # a bug in the model: say so, and keep the session
+            return [p.format_err(f"internal error (a bug in apflab's model): {type(exc).__name__}: {exc}")]
 
     # ------------------------------------- requests that belong to the session
 

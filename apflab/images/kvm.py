@@ -4,8 +4,8 @@ Outputs, per host kernel, in ``<cache>/kvm/<kernel slug>/``: the kernel ``Image`
 initramfs of apflab's own (busybox-static, dropbear and its libraries, the virtio-net
 modules of that kernel, the VMM from guest_payloads/vmm, the agent ELF from the
 ``agent`` recipe and the same agent built for the VMM's fast console (``make UART=vmm``),
-targets/qemu-kvm/init), ``apflab-vmm`` itself (for a board whose kernel is booted
-otherwise), a root login key and a manifest. Rebuilt when an input
+targets/qemu-kvm/init), ``apflab-vmm`` and both agent builds themselves (for a board:
+RemoteVmmDriver copies them there), a root login key and a manifest. Rebuilt when an input
 changes (init, VMM or agent sources, the kernel setting, this recipe's version).
 
 The host kernel is one setting (:data:`KERNEL_ENV`, phase 2 makes it a lab.yaml key):
@@ -49,7 +49,7 @@ from apflab.images.linux import (
     shell_tree,
 )
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 ROOT = Path(__file__).resolve().parents[2]
 INIT = ROOT / "targets" / "qemu-kvm" / "init"
 VMM_DIR = ROOT / "guest_payloads" / "vmm"
@@ -148,7 +148,17 @@ class KvmHostImage(Recipe):
     def outputs(self, cache: Path) -> list[Path]:
         d = self.dir(cache)
         return [
-            d / n for n in ("Image", "initramfs.cpio.gz", "apflab-vmm", "id_ed25519", "id_ed25519.pub", "manifest.json")
+            d / n
+            for n in (
+                "Image",
+                "initramfs.cpio.gz",
+                "apflab-vmm",
+                "agent.elf",
+                "agent-fastcons.elf",
+                "id_ed25519",
+                "id_ed25519.pub",
+                "manifest.json",
+            )
         ]
 
     def inputs_digest(self) -> str:
@@ -214,6 +224,8 @@ class KvmHostImage(Recipe):
         size = tree.write_gzip(d / "initramfs.cpio.gz")
         shutil.copyfile(image, d / "Image")
         shutil.copy2(vmm, d / "apflab-vmm")
+        shutil.copy2(AGENT.outputs(cache)[0], d / "agent.elf")
+        shutil.copy2(fast_agent, d / "agent-fastcons.elf")
         manifest = {
             "inputs": self.inputs_digest(),
             "kernel": k.spec,

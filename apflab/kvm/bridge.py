@@ -12,6 +12,11 @@ I, F masked), COMPLETE (the saved x0-x17, PC, PSTATE) or COMPLETE_AND_RESUME (EL
 of the client EL too). An event that becomes pending for another vCPU (EVENT_SIGNAL to
 another PE, a host injection) makes the bridge KICK that vCPU; its STOP is served the
 same way. All SDEI state lives in the model; the VMM keeps none.
+
+The VMM also forwards the agent's host-step call (:data:`HOST_STEP_FID`), by which the
+agent relays an INJECT request or handler step to its host: the bridge makes the event
+pending on the model right there (the caller takes it on the call's return, another
+vCPU is kicked) and returns the host's status in x1 and the caller's kept x0 in x0.
 """
 
 from __future__ import annotations
@@ -19,15 +24,22 @@ from __future__ import annotations
 import threading
 from collections import deque
 
+from apflab.abi import sdei, smccc
 from apflab.kvm import channel as ch
 from apflab.kvm.link import Listener
 from apflab.kvm.peer import VmmPeer
-from apflab.model.machine import INSTRUCTION_SIZE, Machine
+from apflab.model.machine import INSTRUCTION_SIZE, Machine, ModelError
 from apflab.model.pe import PE
 from apflab.profiles import Profile, get_profile
 
 #: A PE takes at most a normal and a critical event at one boundary (DEN0054: depth 2).
 MAX_TAKEN_AT_ONCE = 2
+
+#: The agent's host-step call (docs/vmm-channel.md): an SMC64 OEM-service ID (DEN0028
+#: owner 3) that apflab-vmm's SMCCC filter forwards with the SDEI range. x1 = kind << 32 |
+#: PE, x2 = event or INTID, x3 = the x0 to return; returns x0 = x3, x1 = the host's status.
+HOST_STEP_FID = 0xC3000AF1
+HOST_STEP_INJECT, HOST_STEP_IRQ = 1, 2
 
 
 def load_pe(pe: PE, image: ch.RegImage, vbar: int, pc: int) -> None:
@@ -68,7 +80,12 @@ class ModelBridge:
             machine = self._machine()
             pe = machine.pe(call.vcpu)
             load_pe(pe, call.image, call.vbar, pc=call.image.pc - INSTRUCTION_SIZE)
-            machine.smc(call.vcpu)
+            if call.image.x[0] & 0xFFFFFFFF == HOST_STEP_FID:
+                pe.pc += INSTRUCTION_SIZE
+                status = self._host_step(pe.x[1] >> 32, pe.x[1] & 0xFFFFFFFF, pe.x[2])
+                pe.x[0], pe.x[1] = pe.x[3], smccc.to_u64(status)
+            else:
+                machine.smc(call.vcpu)
             self.calls += 1
             answer = self._after(call.vcpu, call.image, pe)
             self.trace.append(f"CALL {call.vcpu} {call.image.x[0]:#x} -> {ch.format_answer(answer)[:60]}")
@@ -86,6 +103,27 @@ class ModelBridge:
             answer = self._after(stop.vcpu, stop.image, pe)
             self.trace.append(f"STOP {stop.vcpu} -> {ch.format_answer(answer)[:60]}")
             return answer
+
+    def on_power(self, power: ch.Power) -> None:
+        """PSCI CPU_ON powered a vCPU on (the VMM says so before it runs): its PE starts afresh,
+        masked and with no private event (DEN0054C 5.1.12; Machine.cpu_on)."""
+        if not power.on:
+            return
+        with self._cond:
+            self._machine().cpu_on(power.vcpu)
+            self._seen[power.vcpu] = self._pending_of(power.vcpu)
+            self._kicked.discard(power.vcpu)
+            self.trace.append(f"POWER {power.vcpu} on")
+            self._cond.notify_all()
+
+    def _host_step(self, kind: int, target: int, number: int) -> int:
+        """The host's side of a handler step: an injection now (no interrupt lines: NOT_SUPPORTED)."""
+        if kind != HOST_STEP_INJECT:
+            return smccc.NOT_SUPPORTED
+        try:
+            return self._machine().inject(number, target)
+        except ModelError:  # no such event or PE: the host refuses, as KVM's INJECT_EVENT does
+            return sdei.INVALID_PARAMETERS
 
     def _after(self, vcpu: int, before: ch.RegImage, pe: PE) -> ch.Answer:
         machine = self._machine()

@@ -1,4 +1,4 @@
-"""The VMM channel, version 1: grammar, parsing and formatting (docs/vmm-channel.md).
+"""The VMM channel, version 2: grammar, parsing and formatting (docs/vmm-channel.md).
 
 One ASCII line per message, tokens separated by single spaces, numbers in hex without
 ``0x`` except vCPU indexes and statuses (decimal). apflab-vmm (guest_payloads/vmm)
@@ -7,15 +7,16 @@ follows it.
 
 VMM to host::
 
-    HELLO 1 vcpus=<n> sdei=<kernel|forward|none> kernel=<release>
+    HELLO 2 vcpus=<n> sdei=<kernel|forward|none> kernel=<release>
     CALL <vcpu> <hvc|smc> <vbar> <image>         a forwarded SDEI call (PC already past it)
     STOP <vcpu> <on|off> <vbar> <image>          the vCPU left KVM_RUN after a KICK
+    POWER <vcpu> on                              PSCI CPU_ON powered the vCPU on (mode forward)
     RES <vm|vcpu> <status> <hex|->               result of an SDEI or APF host command
     BYE <reason>                                 the VMM is exiting
 
 Host to VMM::
 
-    HELLO 1 | ERR <reason>                       the handshake's answer
+    HELLO 2 | ERR <reason>                       the handshake's answer
     RET <vcpu> <x0> <x1> <x2> <x3>               write x0..x3 (a plain result)
     REGS <vcpu> <image>                          write the register image (dispatch, COMPLETE)
     KEEP <vcpu>                                  write nothing
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 from apflab.abi.smccc import MASK64
 
-VERSION = 1
+VERSION = 2
 MAX_LINE = 17408  # an SDEI command's payload (8344 bytes) in hex, and the rest
 SAVED_GPRS = 18
 IMAGE_LEN = 4 + SAVED_GPRS
@@ -100,6 +101,12 @@ class Bye:
 
 
 @dataclass(frozen=True)
+class Power:
+    vcpu: int
+    on: bool
+
+
+@dataclass(frozen=True)
 class Ret:
     vcpu: int
     x: tuple[int, int, int, int]
@@ -117,7 +124,7 @@ class Keep:
 
 
 Answer = Ret | Regs | Keep
-VmmMessage = VmmHello | Call | Stop | Res | Bye
+VmmMessage = VmmHello | Call | Stop | Res | Bye | Power
 
 
 def _hex(token: str, line: str) -> int:
@@ -175,6 +182,10 @@ def parse_vmm_line(line: str) -> VmmMessage:
             raise ChannelError(f"RES status {tokens[2]!r} is not a number") from None
         data = tokens[3] if len(tokens) == 4 and tokens[3] != "-" else ""
         return Res(tokens[1], status, data)
+    if kind == "POWER":
+        if len(tokens) != 3 or tokens[2] not in ("on", "off"):
+            raise ChannelError(f"POWER takes a vCPU and on or off: {line[:80]!r}")
+        return Power(_index(tokens[1], line), tokens[2] == "on")
     if kind == "BYE":
         return Bye(" ".join(tokens[1:]))
     raise ChannelError(f"unknown message from the VMM: {line[:80]!r}")

@@ -41,6 +41,8 @@ class L1Config:
     qemu_bin: str = "qemu-system-aarch64"
     cpu: str = "max,pauth-impdef=on"  # pointer auth by QEMU's cheap algorithm: ~3x faster boot under TCG
     extra_append: str = ""
+    virtualization: bool = True  # EL2 for the L1 kernel; False: a host kernel without KVM (tests)
+    after: str = "shell"  # init's action when the VMM exits: shell, poweroff, wait (for a line "go")
 
     def check(self) -> None:
         if self.channel not in CHANNELS:
@@ -75,6 +77,8 @@ def kernel_append(cfg: L1Config) -> str:
         words.append("apflab.vmm=0")
     if cfg.ssh_port is None:
         words.append("apflab.sshd=0")
+    if cfg.after != "shell":
+        words.append(f"apflab.after={cfg.after}")
     return " ".join([*words, cfg.extra_append]).strip()
 
 
@@ -88,7 +92,7 @@ def qemu_command(cfg: L1Config) -> list[str]:
     cmd = [
         qemu,
         "-M",
-        "virt,virtualization=on,gic-version=3",
+        "virt,virtualization=on,gic-version=3" if cfg.virtualization else "virt,gic-version=3",
         "-cpu",
         cfg.cpu,
         "-m",

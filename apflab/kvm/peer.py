@@ -2,7 +2,9 @@
 
 A reader thread takes each line from the VMM: CALL and STOP go to the dispatcher (the
 model bridge in forward mode) whose answer is sent back at once; RES completes the
-host command waiting for it; BYE ends the session. The host side sends KICK (an event
+host command waiting for it; BYE ends the VMM's session. A stream that outlives its
+VMM (a virtio-serial port the next VMM in the same L1 opens) carries the next VMM's
+HELLO: a new VM, served like the first. The host side sends KICK (an event
 became pending for a vCPU that is not talking to us) and the SDEI / APF commands of
 the kernel path (docs/vmm-channel.md). Every wait is bounded; a dead VMM or a
 malformed line ends the session with the reason kept in :attr:`VmmPeer.error`.
@@ -34,6 +36,8 @@ class Dispatcher(Protocol):
 
     def on_stop(self, stop: ch.Stop) -> ch.Answer: ...
 
+    def on_power(self, power: ch.Power) -> None: ...
+
 
 class VmmPeer:
     def __init__(self, link: LineLink, dispatcher: Dispatcher | None = None, *, hello_timeout: float = 30.0) -> None:
@@ -60,19 +64,33 @@ class VmmPeer:
             self.link.send(ch.format_refusal("expected HELLO first"))
             self.link.close()
             raise PeerError(f"the VMM's first line was not HELLO: {msg!r}")
+        try:
+            self._accept(msg)
+        except PeerError:
+            self.link.close()
+            raise
+        return msg
+
+    def _accept(self, msg: ch.VmmHello) -> None:
+        """Answer a HELLO: refused (PeerError, after ERR to the VMM) or a new VM for the dispatcher."""
         if msg.version != ch.VERSION:
             refusal = f"channel version {msg.version} not supported; this host speaks {ch.VERSION}"
             self.link.send(ch.format_refusal(refusal))
-            self.link.close()
             raise PeerError(f"the VMM speaks channel version {msg.version}, this host {ch.VERSION}")
         if msg.sdei == "forward" and self.dispatcher is None:
             self.link.send(ch.format_refusal("no SDEI dispatcher on this host"))
-            self.link.close()
             raise PeerError("the VMM forwards SDEI calls but this host has no dispatcher for them")
         if self.dispatcher is not None:
             self.dispatcher.on_hello(msg, self)
         self.link.send(ch.format_hello())
-        return msg
+
+    def _next_vm(self, msg: ch.VmmHello) -> None:
+        """The next VMM on the same stream said HELLO: what the last one left undone fails."""
+        with self._results_lock:
+            for event, _ in self._results.values():
+                event.set()
+        self._accept(msg)
+        self.hello, self.bye = msg, None
 
     # ------------------------------------------------------------- reading
 
@@ -84,9 +102,12 @@ class VmmPeer:
                     self._serve(msg)
                 elif isinstance(msg, ch.Res):
                     self._complete(msg)
+                elif isinstance(msg, ch.Power):
+                    self._power(msg)
                 elif isinstance(msg, ch.Bye):
-                    self.bye = msg.reason or "(no reason)"
-                    return
+                    self.bye = msg.reason or "(no reason)"  # the stream may carry the next VMM's HELLO
+                elif isinstance(msg, ch.VmmHello):
+                    self._next_vm(msg)
                 else:
                     raise ch.ChannelError(f"unexpected {type(msg).__name__} after the handshake")
         except LinkClosed as exc:
@@ -109,6 +130,12 @@ class VmmPeer:
             raise ch.ChannelError(f"{type(msg).__name__} from vCPU {msg.vcpu} but no dispatcher on this host")
         answer = self.dispatcher.on_call(msg) if isinstance(msg, ch.Call) else self.dispatcher.on_stop(msg)
         self.link.send(ch.format_answer(answer))
+
+    def _power(self, msg: ch.Power) -> None:
+        if msg.vcpu >= self.hello.vcpus:
+            raise ch.ChannelError(f"POWER of vCPU {msg.vcpu}, which does not exist")
+        if self.dispatcher is not None:
+            self.dispatcher.on_power(msg)
 
     def _complete(self, res: ch.Res) -> None:
         with self._results_lock:

@@ -5,7 +5,7 @@ names it under ``imports:``.
 """
 
 import apflab.lab.linux  # noqa: F401 (registers the qemu-linux target's drivers)
-from apflab.lab import hoststrategy, netconsole, qemuboard, remoteqemu  # noqa: F401 (lab places and boards)
+from apflab.lab import hoststrategy, netconsole, qemuboard, qemukvm, remoteqemu, remotevmm  # noqa: F401 (boards, KVM)
 from apflab.lab.agentdriver import AgentDriver
 from apflab.lab.guestprotocol import GuestProtocol
 from apflab.lab.modeldriver import ModelDriver

@@ -1,11 +1,12 @@
 """AgentDriver: the bare-metal guest agent on a console, as a Guest that survives wedges.
 
 It binds a console and a power driver (QEMUProcessDriver provides both; a board has a
-serial port and a PDU). ``guest()`` powers the target on, waits a bounded time for the
-agent's ready line, and exchanges HELLO. When the target wedges or dies (a hang, an
-interrupt storm, a firmware panic), the failing call raises TargetError carrying the
-console tail, the crash UART's tail and QEMU's status; the next reset() restarts the
-target fresh, so a wedge costs one case and a bounded wait, not the run.
+serial port and a PDU), and optionally the target's health (what its host can tell).
+``guest()`` powers the target on, waits a bounded time for the agent's ready line, and
+exchanges HELLO. When the target wedges or dies (a hang, an interrupt storm, a firmware
+panic, a host kernel oops), the failing call raises TargetError carrying the console
+tail, the crash output and the host's status; the next reset() restarts the target
+fresh, so a wedge costs one case and a bounded wait, not the run.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from apflab.abi.sdei import EventType, Priority
 from apflab.agent.client import AgentGuest, ByteStream
 from apflab.capabilities import check as check_capabilities
 from apflab.guest import EventInfo, Guest, GuestFacts, TargetError, TargetInfo
+from apflab.lab import keys
 from apflab.lab.guestprotocol import GuestProtocol
 from apflab.lab.health import TargetHealthProtocol
 from apflab.lab.targetinfo import describe
 from apflab.profiles import PROFILES, effective_profile
+from apflab.safetext import HeadTail, from_target
 
 READY_LINE = b"APFLAB-AGENT READY"
 
@@ -46,11 +49,15 @@ class ConsoleStream(ByteStream):
 
     def read(self, timeout: float) -> bytes:
         try:
-            return self.console.read(size=4096, timeout=timeout, max_size=65536) or b""
+            data = self.console.read(size=4096, timeout=timeout, max_size=65536) or b""
         except Exception as exc:  # labgrid consoles raise pexpect's TIMEOUT when nothing came
-            if type(exc).__name__ == "TIMEOUT":
-                return b""
-            raise
+            if type(exc).__name__ != "TIMEOUT":
+                raise
+            data = b""
+        failure = self.health.failure() if self.health is not None else None
+        if failure is not None:  # e.g. a host kernel oops while the agent still answers
+            raise TargetError(failure)
+        return data
 
     def alive(self) -> bool:
         return self.health.alive() if self.health is not None else True
@@ -169,6 +176,7 @@ class AgentDriver(Driver, GuestProtocol):
         deviations (list): known deviations of this target (names in apflab/profiles.py)
         capabilities (list): what the target can do beyond the protocol's HELLO (names in apflab/capabilities.py)
         events (list): the target's SDEI events: number, type, priority, signalable, intid, dynamic
+            (default: the host's dispatcher's catalogue, where the health driver knows it)
         ready_timeout (float): seconds from power-on to the agent's ready line
         reply_timeout (float): seconds to wait for each protocol reply
     """
@@ -180,11 +188,11 @@ class AgentDriver(Driver, GuestProtocol):
     }
 
     profile = attr.ib(default="spec", validator=attr.validators.in_(sorted(PROFILES)))
-    deviations = attr.ib(factory=list, validator=attr.validators.instance_of(list))
-    capabilities = attr.ib(factory=list, validator=attr.validators.instance_of(list))
-    events = attr.ib(factory=list, validator=attr.validators.instance_of(list))
-    ready_timeout = attr.ib(default=20.0, converter=float)
-    reply_timeout = attr.ib(default=5.0, converter=float)
+    deviations = attr.ib(factory=list, validator=keys.deviations)
+    capabilities = attr.ib(factory=list, validator=keys.capabilities)
+    events = attr.ib(factory=list, validator=keys.events)
+    ready_timeout = keys.timeout(20.0)
+    reply_timeout = keys.timeout(5.0)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -205,16 +213,17 @@ class AgentDriver(Driver, GuestProtocol):
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
-        seen = b""
+        seen = HeadTail(1024, 8192)  # the banner and the last lines, of a console that may flood
         stream = self._stream()
         while time.monotonic() < deadline:
             chunk = stream.read(min(0.5, deadline - time.monotonic()))
-            seen = (seen + chunk)[-8192:]
-            if READY_LINE in seen and seen.rstrip(b"\r").endswith(b"\n"):
+            seen.add(chunk)
+            recent = seen.recent()
+            if READY_LINE in recent and recent.rstrip(b"\r").endswith(b"\n"):
                 return
             if not chunk and not stream.alive():
                 break
-        tail = seen.decode(errors="replace").strip().splitlines()[-8:]
+        tail = from_target(seen.kept(), 4000, lines=True).strip().splitlines()[-8:]
         raise TargetError(
             f"the agent did not report ready within {self.ready_timeout:g} s; "
             f"console: {' | '.join(tail) or '(silent)'}; {self.describe()}"
@@ -244,12 +253,16 @@ class AgentDriver(Driver, GuestProtocol):
         if self._guest is None:
             guest = RecoveringGuest(self._boot, self.describe)
             host = self.health.host_capabilities() if self.health is not None else frozenset()
+            events = self._events
+            if not self.events and self.health is not None:
+                events = self.health.host_events() or ()
             guest.info = describe(
                 self.target.name,
                 guest,
                 profile=self._profile,
-                events=self._events,
+                events=events,
                 capabilities=self._capabilities | host,
+                notes=self.health.capability_notes() if self.health is not None else None,
             )
             self._guest = guest
         return self._guest

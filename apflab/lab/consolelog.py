@@ -15,6 +15,7 @@ import threading
 from labgrid.step import steps
 
 from apflab.migrate.console import clean
+from apflab.safetext import visible
 
 
 class ConsoleTail:
@@ -54,7 +55,8 @@ class ConsoleTail:
         return clean(data)
 
     def tail(self, chars: int = 2000, since: int = 0) -> str:
-        return self.text(since)[-chars:]
+        """The last ``chars`` characters for a message: control characters written out."""
+        return visible(self.text(since)[-chars:])
 
     def close(self) -> None:
         with contextlib.suppress(AssertionError):  # labgrid asserts the callback is subscribed

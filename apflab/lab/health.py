@@ -3,12 +3,15 @@
 AgentDriver binds it optionally, the labgrid way (``{TargetHealthProtocol, None}``): a
 QEMU process, a QEMU on a board or the VMM can say whether the target still runs, how it
 ended and what its crash UART printed; a plain serial console cannot, and the agent
-driver then says no more than the console tail.
+driver then says no more than the console tail. A KVM host also says why it lacks a
+capability and reports failures its guest does not notice (a host kernel oops).
 """
 
 from __future__ import annotations
 
 import abc
+
+from apflab.guest import EventInfo
 
 
 class TargetHealthProtocol(abc.ABC):
@@ -27,3 +30,19 @@ class TargetHealthProtocol(abc.ABC):
     def host_capabilities(self) -> frozenset[str]:
         """Capabilities the host gives the guest (a KVM host: ``kvm-vendor-hyp``)."""
         return frozenset()
+
+    def capability_notes(self) -> dict[str, str]:
+        """For capabilities this host lacks, why (a SKIP's reason, e.g. "host kernel ... has no
+        KVM_CAP_ARM_SDEI"); names from apflab/capabilities.py."""
+        return {}
+
+    def host_events(self) -> tuple[EventInfo, ...] | None:
+        """The SDEI events of the host's dispatcher, where the host knows them (apflab-vmm
+        forwarding SDEI to the reference model); None: the target's configuration says."""
+        return None
+
+    def failure(self) -> str | None:
+        """A failure that ends this boot of the target although its agent may still answer
+        (a host kernel oops, the VMM's end): one line, or None. The agent driver fails the
+        operation that sees it and restarts the target."""
+        return None

@@ -30,6 +30,8 @@ from labgrid.factory import target_factory
 from labgrid.step import step
 from labgrid.strategy.common import Strategy, StrategyError, never_retry
 
+from apflab.lab import keys
+
 
 class Status(enum.Enum):
     unknown = 0
@@ -62,7 +64,7 @@ class HostKernelStrategy(Strategy):
 
     kernel_release = attr.ib(validator=attr.validators.instance_of(str))
     kernel_image = attr.ib(default="", validator=attr.validators.instance_of(str))
-    boot_timeout = attr.ib(default=300.0, converter=float)
+    boot_timeout = keys.timeout(300.0)
     status = attr.ib(default=Status.unknown)
 
     @never_retry

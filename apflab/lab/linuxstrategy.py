@@ -36,8 +36,10 @@ from labgrid.factory import target_factory
 from labgrid.strategy.common import Strategy, StrategyError
 from labgrid.util.helper import get_free_port
 
+from apflab.lab import keys
 from apflab.lab.consolelog import ConsoleTail
 from apflab.lab.qemustate import qemu_state
+from apflab.safetext import from_target
 
 
 class Status(enum.Enum):
@@ -84,8 +86,8 @@ class QEMULinuxStrategy(Strategy):
     apf = attr.ib(default=False, validator=attr.validators.instance_of(bool))
     netdev = attr.ib(default="net0", validator=attr.validators.instance_of(str))
     guest_address = attr.ib(default="10.0.2.15", validator=attr.validators.instance_of(str))
-    start_timeout = attr.ib(default=30.0, converter=float)
-    stop_timeout = attr.ib(default=15.0, converter=float)
+    start_timeout = keys.timeout(30.0)
+    stop_timeout = keys.timeout(15.0)
     status = attr.ib(default=Status.unknown)
 
     def __attrs_post_init__(self) -> None:
@@ -137,7 +139,7 @@ class QEMULinuxStrategy(Strategy):
 
     def stderr_tail(self, chars: int = 1500) -> str:
         try:
-            return self.stderr_path.read_text(errors="replace")[-chars:].strip()
+            return from_target(self.stderr_path.read_bytes()[-chars:], chars).strip()
         except OSError:
             return ""
 

@@ -24,6 +24,7 @@ import attr
 from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 
+from apflab.lab import keys
 from apflab.lab.consolelog import ConsoleDrain, ConsoleTail
 from apflab.lab.qemustate import qemu_state
 from apflab.lab.sshhost import MigrationHostProtocol
@@ -64,11 +65,11 @@ class MigrationDriver(Driver):
     max_bandwidth = attr.ib(default=0, converter=int)
     downtime_limit = attr.ib(default=0, converter=int)
     postcopy_at = attr.ib(default=0.1, converter=float)
-    timeout = attr.ib(default=300.0, converter=float)
-    stall_timeout = attr.ib(default=20.0, converter=float)
-    start_timeout = attr.ib(default=30.0, converter=float)
-    handshake_timeout = attr.ib(default=120.0, converter=float)
-    resume_timeout = attr.ib(default=15.0, converter=float)
+    timeout = keys.timeout(300.0)
+    stall_timeout = keys.timeout(20.0)
+    start_timeout = keys.timeout(30.0)
+    handshake_timeout = keys.timeout(120.0)
+    resume_timeout = keys.timeout(15.0)
 
     def __attrs_post_init__(self) -> None:
         # Set up before binding: labgrid binds (and calls on_supplier_bound) in the base class.

@@ -15,6 +15,7 @@ from labgrid.factory import target_factory
 
 from apflab.agent.client import AgentGuest, ProcessStream, model_agent_argv
 from apflab.guest import Guest
+from apflab.lab import keys
 from apflab.lab.guestprotocol import GuestProtocol
 from apflab.lab.targetinfo import describe
 from apflab.model.guest import ModelGuest
@@ -42,11 +43,11 @@ class ModelDriver(Driver, GuestProtocol):
     bindings: ClassVar[dict] = {}
 
     profile = attr.ib(default="spec", validator=attr.validators.in_(sorted(PROFILES)))
-    pes = attr.ib(default=4, validator=attr.validators.instance_of(int))
+    pes = attr.ib(default=4, validator=keys.integer(1, 64))
     el = attr.ib(default=1, validator=attr.validators.in_([1, 2]))
     transport = attr.ib(default="inprocess", validator=attr.validators.in_(["inprocess", "pipe"]))
-    timeout = attr.ib(default=10.0, converter=float)
-    requires = attr.ib(factory=list, validator=attr.validators.instance_of(list))
+    timeout = keys.timeout(10.0)
+    requires = attr.ib(factory=list, validator=keys.capabilities)
     strict_deviations = attr.ib(default=False, validator=attr.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:

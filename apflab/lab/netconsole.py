@@ -23,6 +23,8 @@ from labgrid.driver.serialdriver import SerialDriver
 from labgrid.factory import target_factory
 from pexpect import TIMEOUT
 
+from apflab.lab import keys
+
 
 @target_factory.reg_driver
 @attr.s(eq=False)
@@ -35,7 +37,7 @@ class ReconnectingSerialDriver(SerialDriver):
         (and SerialDriver's txdelay, txchunk, timeout)
     """
 
-    connect_timeout = attr.ib(default=10.0, converter=float)
+    connect_timeout = keys.timeout(10.0)
 
     def _connect(self) -> bool:
         try:

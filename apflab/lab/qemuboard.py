@@ -30,7 +30,8 @@ from labgrid.factory import target_factory
 from labgrid.protocol import PowerProtocol
 from labgrid.step import step
 
-from apflab.lab.qemuprocess import QEMUScratch, qemu_command
+from apflab.lab import keys
+from apflab.lab.qemuprocess import QEMUScratch, qemu_command, stop_process
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 LISTENING = b"waiting for connection"
@@ -68,17 +69,17 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
 
     bindings: ClassVar[dict] = {"port": "NetworkSerialPort"}
 
-    qemu_bin = attr.ib(default="qemu-system-aarch64", validator=attr.validators.instance_of(str))
+    qemu_bin = attr.ib(default="qemu-system-aarch64", validator=keys.program)
     machine = attr.ib(default="virt", validator=attr.validators.instance_of(str))
     cpu = attr.ib(default="max,pauth-impdef=on", validator=attr.validators.instance_of(str))
     memory = attr.ib(default="1024", validator=attr.validators.instance_of(str))
-    smp = attr.ib(default=1, validator=attr.validators.instance_of(int))
+    smp = attr.ib(default=1, validator=keys.integer(1, 512))
     bios = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
     kernel = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
     accel = attr.ib(default="auto", validator=attr.validators.in_(["auto", "kvm", "tcg"]))
-    extra_args = attr.ib(default="", validator=attr.validators.instance_of(str))
-    start_timeout = attr.ib(default=10.0, converter=float)
-    stop_timeout = attr.ib(default=3.0, converter=float)
+    extra_args = attr.ib(default="", validator=keys.shell_words)
+    start_timeout = keys.timeout(10.0)
+    stop_timeout = keys.timeout(3.0)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -165,17 +166,6 @@ class QEMUBoardPowerDriver(QEMUScratch, Driver, PowerProtocol):
         _running.discard(self)
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=self.stop_timeout)
+        stop_process(proc, self.stop_timeout)
         if proc.stderr is not None:
             proc.stderr.close()
-
-    # ----------------------------------------------------------- status (AgentDriver asks)
-
-    def _stderr_text(self) -> str:
-        return self._stderr.decode(errors="replace").strip()  # read while waiting for the port

@@ -16,7 +16,6 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,8 +25,11 @@ from labgrid.factory import target_factory
 from labgrid.protocol import ConsoleProtocol, PowerProtocol
 from labgrid.step import step
 
+from apflab.agent.client import read_available
 from apflab.images import ImageError, cache_dir
+from apflab.lab import keys
 from apflab.lab.health import TargetHealthProtocol
+from apflab.safetext import bound, from_target
 
 
 def resolve_image(spec: str) -> Path:
@@ -88,10 +90,41 @@ def qemu_command(d: Any, console: list[str], crash_log: Path) -> list[str]:
     return cmd + shlex.split(d.extra_args)
 
 
-def file_tail(path: Path | None, lines: int = 10) -> str:
+def stop_process(proc: subprocess.Popen | None, timeout: float) -> None:
+    """Terminate a QEMU, then kill it if it has not quit within ``timeout``; any state is fine."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
+def read_stdout(proc: subprocess.Popen | None, timeout: float, max_size: int | None) -> bytes:
+    """What a child's stdout has within ``timeout`` seconds (b"" if nothing)."""
+    if proc is None or proc.stdout is None:
+        return b""
+    fd = proc.stdout.fileno()
+    ready, _, _ = select.select([fd], [], [], max(timeout, 0.0))
+    return os.read(fd, max_size or 65536) if ready else b""
+
+
+def file_tail(path: Path | None, lines: int = 10, limit: int = 1 << 16) -> str:
+    """The last ``lines`` lines of a log a target writes, joined on one line and made safe
+    to show. At most ``limit`` bytes are read (the target may have written gigabytes): the
+    file's head and tail, with the size of the cut between them."""
     if path is None or not path.exists():
         return ""
-    return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    with path.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(0)
+        data = f.read(limit // 8 if size > limit else limit)
+        if size > limit:
+            f.seek(size - (limit - len(data)))
+            data += f" [... {size - limit} bytes cut ...] ".encode() + f.read()
+    return " | ".join(from_target(data, 4000, lines=True).strip().splitlines()[-lines:])
 
 
 class QEMUScratch(TargetHealthProtocol):
@@ -99,15 +132,17 @@ class QEMUScratch(TargetHealthProtocol):
     log, and the process's health as AgentDriver asks for it (alive, status, crash tail,
     and ``kvm-vendor-hyp`` when the guest runs under KVM).
 
-    The driver sets ``_tmp`` and ``_proc`` to None in its __attrs_post_init__, calls
-    ``_open_scratch`` and ``_close_scratch`` from on_activate / on_deactivate, and has
-    ``on`` and ``off``.
+    The driver sets ``_tmp`` and ``_proc`` to None (and ``_stderr`` to b"", again at each
+    start) in its __attrs_post_init__, calls ``_open_scratch`` and ``_close_scratch`` from
+    on_activate / on_deactivate, and has ``on`` and ``off``.
     """
 
     _tmp: str | None
     _proc: subprocess.Popen | None
+    _stderr: bytes  # the last STDERR_KEPT bytes QEMU wrote to stderr (b"" at each start)
     accel: str
     scratch_prefix = "apflab-qemu-"
+    STDERR_KEPT = 1 << 16
 
     @Driver.check_active
     def cycle(self) -> None:
@@ -121,16 +156,19 @@ class QEMUScratch(TargetHealthProtocol):
         if self._proc is None:
             return "not started"
         code = self._proc.poll()
+        err = bound(self._stderr_text(), 300)
         if code is None:
-            return "running"
-        err = self._stderr_text()
-        return f"exited with status {code}" + (f": {err[-300:]}" if err else "")
+            return "running" + (f"; its stderr so far: {err}" if err else "")
+        return f"exited with status {code}" + (f": {err}" if err else "")
 
     def _stderr_text(self) -> str:
-        """What the exited QEMU wrote to stderr."""
-        if self._proc is None or self._proc.stderr is None:
-            return ""
-        return self._proc.stderr.read().decode(errors="replace").strip()
+        """What QEMU wrote to stderr, read without waiting for more: a QEMU that filled the
+        pipe and blocks is a hang this explains."""
+        pipe = self._proc.stderr if self._proc is not None else None
+        if pipe is not None and not pipe.closed:
+            wait = 0.5 if self._proc.poll() is not None else 0.0
+            self._stderr = (self._stderr + read_available(pipe, self.STDERR_KEPT, wait))[-self.STDERR_KEPT :]
+        return from_target(self._stderr, 2000).strip()
 
     def host_capabilities(self) -> frozenset[str]:
         return frozenset({"kvm-vendor-hyp"}) if kvm_available(self.accel) else frozenset()
@@ -172,21 +210,22 @@ class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
 
     bindings: ClassVar[dict] = {}
 
-    qemu_bin = attr.ib(default="qemu-system-aarch64", validator=attr.validators.instance_of(str))
+    qemu_bin = attr.ib(default="qemu-system-aarch64", validator=keys.program)
     machine = attr.ib(default="virt", validator=attr.validators.instance_of(str))
     cpu = attr.ib(default="max,pauth-impdef=on", validator=attr.validators.instance_of(str))
     memory = attr.ib(default="1024", validator=attr.validators.instance_of(str))
-    smp = attr.ib(default=1, validator=attr.validators.instance_of(int))
+    smp = attr.ib(default=1, validator=keys.integer(1, 512))
     bios = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
     kernel = attr.ib(default=None, validator=attr.validators.optional(attr.validators.instance_of(str)))
     accel = attr.ib(default="auto", validator=attr.validators.in_(["auto", "kvm", "tcg"]))
-    extra_args = attr.ib(default="", validator=attr.validators.instance_of(str))
-    stop_timeout = attr.ib(default=3.0, converter=float)
+    extra_args = attr.ib(default="", validator=keys.shell_words)
+    stop_timeout = keys.timeout(3.0)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._proc: subprocess.Popen | None = None
         self._tmp: str | None = None
+        self._stderr = b""
         self.boots = 0
 
     # ----------------------------------------------------------- command line
@@ -209,6 +248,7 @@ class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
         if self._proc is not None and self._proc.poll() is None:
             return
         self.crash_log.write_bytes(b"")
+        self._stderr = b""
         self._proc = subprocess.Popen(
             self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
         )
@@ -218,14 +258,7 @@ class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
     @step()
     def off(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=self.stop_timeout)
+        stop_process(proc, self.stop_timeout)
 
     # ----------------------------------------------------------- console
 
@@ -238,13 +271,4 @@ class QEMUProcessDriver(QEMUScratch, Driver, ConsoleProtocol, PowerProtocol):
 
     @Driver.check_active
     def read(self, size: int = 1, timeout: float = 0.0, max_size: int | None = None) -> bytes:
-        if self._proc is None or self._proc.stdout is None:
-            return b""
-        fd = self._proc.stdout.fileno()
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
-            ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0.0))
-            if ready:
-                return os.read(fd, max_size or 65536)
-            if time.monotonic() >= deadline:
-                return b""
+        return read_stdout(self._proc, timeout, max_size)

@@ -25,6 +25,7 @@ from labgrid.factory import target_factory
 from labgrid.protocol import ConsoleProtocol, PowerProtocol
 from labgrid.step import step
 
+from apflab.lab import keys
 from apflab.lab.health import TargetHealthProtocol
 from apflab.lab.qemuprocess import resolve_image
 
@@ -63,7 +64,7 @@ class RemoteQEMUDriver(Driver, ConsoleProtocol, PowerProtocol, TargetHealthProto
     extra_args = attr.ib(default="", validator=attr.validators.instance_of(str))
     console_port = attr.ib(default=5555, validator=attr.validators.instance_of(int))
     workdir = attr.ib(default="/tmp/apflab-guest", validator=attr.validators.instance_of(str))
-    start_timeout = attr.ib(default=20.0, converter=float)
+    start_timeout = keys.timeout(20.0)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()

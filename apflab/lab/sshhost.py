@@ -16,6 +16,7 @@ from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 from labgrid.resource.common import Resource
 
+from apflab.lab import keys
 from apflab.migrate.localsshd import LocalSSHServer
 from apflab.migrate.remote import RemoteHost
 
@@ -64,7 +65,7 @@ class SSHHost(Resource):
 @attr.s(eq=False)
 class SSHHostDriver(Driver, MigrationHostProtocol):
     bindings: ClassVar[dict] = {"host": "SSHHost"}
-    connect_timeout = attr.ib(default=15.0, converter=float)
+    connect_timeout = keys.timeout(15.0)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -106,7 +107,7 @@ class LocalSSHHostDriver(Driver, MigrationHostProtocol):
 
     bindings: ClassVar[dict] = {}
     qemu_bin = attr.ib(default="qemu-system-aarch64", validator=attr.validators.instance_of(str))
-    start_timeout = attr.ib(default=15.0, converter=float)
+    start_timeout = keys.timeout(15.0)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()

@@ -2,7 +2,8 @@
 
 1. What the guest says of itself (:class:`~apflab.guest.GuestFacts`, the agent's HELLO).
 2. What the target's configuration says (lab.yaml: profile and deviations, the event
-   catalogue SDEI cannot discover, capabilities the host gives the guest).
+   catalogue SDEI cannot discover, capabilities the host gives the guest and, for
+   those it lacks, why).
 3. What the session's probe finds: SDEI_VERSION (DEN0054C 5.1.1: major version 1),
    SMCCC_VERSION (DEN0028: 1.1 or later has ARCH_FEATURES), SDEI FEATURES(BIND_SLOTS)
    (DEN0054C 5.1.17) and, under KVM, the vendor-hypervisor FEATURES bitmap's ASYNC_PF bit
@@ -14,7 +15,7 @@ the result afterwards (a restarted target keeps it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from apflab.abi import sdei, smccc
 from apflab.abi.smccc import KVM_FUNC_FEATURES, KvmFeature
@@ -56,6 +57,7 @@ def describe(
     capabilities: Iterable[str] = (),
     requires: Iterable[str] = (),
     strict_deviations: bool = False,
+    notes: Mapping[str, str] | None = None,
 ) -> TargetInfo:
     """The target's TargetInfo: the guest's facts, the configuration, the probe (in that order)."""
     facts = guest.facts
@@ -74,4 +76,5 @@ def describe(
         events=facts.events if events is None else events,
         requires=check(requires, f"{name}'s requires"),
         strict_deviations=strict_deviations,
+        notes=dict(notes or {}),
     )

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from apflab.migrate import MigrationError
+from apflab.safetext import visible
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 Pattern = str | re.Pattern[str] | re.Pattern[bytes]
@@ -98,5 +99,6 @@ class StreamConsole:
             return clean(bytes(self.buffer[max(0, since - self.dropped) :]))
 
     def tail(self, chars: int = 2000) -> str:
+        """The last ``chars`` characters for a message: control characters written out."""
         with self._cond:
-            return clean(bytes(self.buffer[-chars * 2 :]))[-chars:]
+            return visible(clean(bytes(self.buffer[-chars * 2 :]))[-chars:])

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from apflab.migrate import HostError
+from apflab.safetext import from_target
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 
@@ -117,7 +118,7 @@ class LocalSSHServer:
 
     def log_tail(self, chars: int = 1500) -> str:
         try:
-            return self._log.read_text(errors="replace")[-chars:].strip()
+            return from_target(self._log.read_bytes()[-chars:], chars).strip()
         except OSError:
             return "(no sshd log)"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import paramiko
 
 from apflab.migrate import HostError
+from apflab.safetext import visible
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -144,7 +145,7 @@ class RemoteHost:
             raise HostError(f"ssh {self}: running {command!r}: {type(exc).__name__}: {exc}") from None
         result = CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
         if check and status != 0:
-            raise HostError(f"ssh {self}: {command!r} exited {status}: {result.stderr.strip()[-500:]}")
+            raise HostError(f"ssh {self}: {command!r} exited {status}: {visible(result.stderr.strip()[-500:])}")
         return result
 
     def open_exec(self, command: str) -> paramiko.Channel:

@@ -11,13 +11,15 @@ bound: too many handler entries for one command is reported, not spun on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from apflab.abi import sdei
 from apflab.abi.aarch64 import PSTATE_SETTABLE
 from apflab.abi.smccc import MASK64, to_s64
-from apflab.guest import CallResult, Delivery, Handler, HandlerStep, Landing, Regs, TargetError
+from apflab.guest import Call, CallResult, Delivery, Handler, HandlerStep, Landing, Regs, TargetError
 from apflab.model.machine import Machine, ModelError
+from apflab.model.memory import MemoryError_
+from apflab.model.migration import MigrationError
 from apflab.model.pe import VECTOR_IRQ_CURRENT_SP0, VECTOR_IRQ_CURRENT_SPX, VECTOR_IRQ_LOWER_A64, make_pstate
 
 # Where the agent's pieces sit in the model's guest memory (RAM starts at 0x40000000).
@@ -95,6 +97,17 @@ class ModelAgent:
         self.selected = pe
 
     def set_handler(self, arg: int, handler: Handler) -> None:
+        """Keep ``handler`` for entries with argument ``arg``; a step that names a PE this
+        machine does not have is refused now, not when the handler runs."""
+        for n, step in enumerate(handler.calls, 1):
+            try:
+                for name in ("pe",):
+                    if hasattr(step, name):
+                        self.machine.pe(getattr(step, name))
+                if isinstance(step, Call) and len(step.args) > 17:
+                    raise ModelError(f"a call takes at most 17 arguments (x1..x17), got {len(step.args)}")
+            except ModelError as exc:
+                raise ModelError(f"{_step_name(n, handler, step)}: {exc}") from None
         self.handlers[arg & MASK64] = handler
         self._entries[arg & MASK64] = 0
 
@@ -241,13 +254,18 @@ class ModelAgent:
         handler = self.handlers.get(arg, Handler())
         runs = self._entries.get(arg, 0)
         self._entries[arg] = runs + 1
-        for step in () if handler.once and runs else handler.calls:
-            record.results.append(self._step(pe, step))
+        for n, step in enumerate(() if handler.once and runs else handler.calls, 1):
+            record.results.append(self._step(pe, step, _step_name(n, handler, step)))
         self._finish(pe, record, handler)
 
-    def _step(self, pe: int, step: HandlerStep) -> int:
-        """Make one handler step on ``pe``, then let every PE take what it caused."""
-        result = step.apply(_InHandler(self, pe))
+    def _step(self, pe: int, step: HandlerStep, name: str) -> int:
+        """Make one handler step on ``pe``, then let every PE take what it caused. A step
+        the model refuses (an unknown event, an address outside RAM, a profile without
+        APF or migration) is an error naming the step."""
+        try:
+            result = step.apply(_InHandler(self, pe))
+        except (ModelError, MemoryError_, MigrationError) as exc:
+            raise ModelError(f"{name} on PE{pe}: {exc}") from None
         self._service_all(first=pe)
         return result
 
@@ -279,6 +297,16 @@ class ModelAgent:
             record.landed = Landing(cpu.pc, cpu.elr, cpu.spsr, cpu.pstate)
             cpu.eret()
             self._service_all(first=pe)
+
+
+def _step_name(n: int, handler: Handler, step: HandlerStep) -> str:
+    """``handler step 2 of 3, Fault(pe=0x9, gfn=0x40000, privileged=False)``, for an error."""
+    values = []
+    for f in fields(step):
+        v = getattr(step, f.name)
+        shown = ", ".join(f"{a:#x}" for a in v) if isinstance(v, tuple) else v if isinstance(v, bool) else f"{v:#x}"
+        values.append(f"{f.name}={shown}")
+    return f"handler step {n} of {len(handler.calls)}, {type(step).__name__}({', '.join(values)})"
 
 
 @dataclass

@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,11 +24,16 @@ from apflab.report.matrix import SEVERITY, Matrix, build_matrix
 from apflab.report.perfdata import CONFIGS, HEADINGS, MIGRATION_FIGURES, PerfTable, perf_tables
 from apflab.report.redact import Redactor
 from apflab.results import atomic_write, summary_line
+from apflab.safetext import bound, visible
 from apflab.verdict import Verdict
 
 TEMPLATES = Path(apflab.__file__).resolve().parent.parent / "reports" / "templates"
 TAIL_LINES = 40
 TAIL_WIDTH = 400
+#: Characters of a case's console text read for its tail (redacted whole, then trimmed).
+TAIL_SOURCE = 256_000
+#: Characters a reason or a property value keeps in a report (head and tail).
+TEXT_LIMIT = 2000
 MAX_FAILURES = 200
 PROVENANCE_FIRST = (
     "target",
@@ -112,12 +118,18 @@ def fence(text: str) -> str:
 
 
 def _tail(case: Case, clean: Redactor) -> str:
+    """The case's console text, redacted whole first (a key's BEGIN line may be anywhere
+    above the lines kept), then its last lines."""
     parts = [case.details, case.system_out, case.system_err]
     parts += [v for k, v in case.properties.items() if k in ("console", "console_tail", "log")]
     text = "\n".join(p.rstrip() for p in parts if p and p.strip())
-    lines = text.splitlines()[-TAIL_LINES:]
-    lines = [ln if len(ln) <= TAIL_WIDTH else ln[:TAIL_WIDTH] + " ..." for ln in lines]
-    return clean("\n".join(lines))
+    lines = clean(text[-TAIL_SOURCE:]).splitlines()[-TAIL_LINES:]
+    return "\n".join(ln if len(ln) <= TAIL_WIDTH else ln[:TAIL_WIDTH] + " ..." for ln in lines)
+
+
+def _shown(clean: Redactor) -> Callable[[str], str]:
+    """Redact, then bound: what a report keeps of a reason or a property value."""
+    return lambda text: bound(clean(text), TEXT_LIMIT)
 
 
 def _fmt(value: float | None, column: str) -> str:
@@ -185,17 +197,18 @@ def _verdict_counts(cases: list[Case]) -> Counter[Verdict]:
 
 
 def make_report(results: Results, title: str = "apflab report") -> Report:
-    clean = Redactor()
+    redactor = Redactor()
+    clean = _shown(redactor)
     for s in results.suites:
-        clean.add_from_properties(s.properties)
+        redactor.add_from_properties(s.properties)
         for c in s.cases:
             if c.properties:
-                clean.add_from_properties(c.properties)
+                redactor.add_from_properties(c.properties)
     cases = results.cases
     matrix = build_matrix(cases, clean)
     failing = [c for c in cases if c.verdict in ("FAIL", "XPASS")]
     failures = [
-        Failure(c.target, c.profile, c.test_id, c.section, c.claim, clean(c.reason), _tail(c, clean))
+        Failure(c.target, c.profile, c.test_id, c.section, c.claim, clean(c.reason), _tail(c, redactor))
         for c in failing[:MAX_FAILURES]
     ]
     per_target = []
@@ -208,7 +221,7 @@ def make_report(results: Results, title: str = "apflab report") -> Report:
         keys.update(dict.fromkeys(s.properties))
     provenance = []
     for s in results.suites:
-        row = clean.properties(s.properties)
+        row = {k: bound(v, TEXT_LIMIT) for k, v in redactor.properties(s.properties).items()}
         row.setdefault("target", s.target)
         row["_suite"] = s.name
         row["_source"] = str(s.source)
@@ -247,10 +260,19 @@ def _environment():
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_printable,
     )
     env.filters["md"] = md
     env.filters["fence"] = fence
     return env
+
+
+def _printable(value: object) -> object:
+    """Every value a template prints, control characters written out (a result file may
+    hold what a target printed); markup the template made itself is left alone."""
+    from markupsafe import Markup
+
+    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
 
 def render(report: Report) -> tuple[str, str]:
@@ -264,12 +286,17 @@ def build(results_path: Path, out_dir: Path | None = None, title: str = "apflab 
     """Build report.html and report.md (and plots/) into ``out_dir`` (default: the results folder)."""
     results = load(results_path)
     out = out_dir or (results_path if results_path.is_dir() else results_path.parent)
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"{out}: is a file, not a folder; give a folder for report.html and report.md")
     report = make_report(results, title)
     html, markdown = render(report)
-    for name, png in report.plots.items():
-        atomic_write(out / name, png)
-    atomic_write(out / "report.md", markdown.encode("utf-8"))
-    atomic_write(out / "report.html", html.encode("utf-8"))
+    try:
+        for name, png in report.plots.items():
+            atomic_write(out / name, png)
+        atomic_write(out / "report.md", markdown.encode("utf-8"))
+        atomic_write(out / "report.html", html.encode("utf-8"))
+    except OSError as exc:
+        raise ReportError(f"{out}: cannot write the report there ({exc.strerror or exc})") from None
     return out / "report.html", out / "report.md"
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apflab.report.load import Case, Metric, ReportError, Results, load
+from apflab.safetext import visible
 
 #: the simulated and measured performance figures, 10 % either way
 DEFAULT_RULES = ("perf.*=10", "perf.*.output_*=off")
@@ -146,6 +147,8 @@ def compare(old_path: Path, new_path: Path, rules: list[Rule]) -> Comparison:
 
 
 def format_comparison(c: Comparison) -> str:
+    """The comparison for a terminal: test and metric names with control characters
+    written out, so a result file cannot move the cursor or retitle the window."""
     lines = [f"compare {c.old} -> {c.new} (targets: {', '.join(c.targets)})"]
 
     def section(title: str, items: list[str]) -> None:
@@ -166,4 +169,4 @@ def format_comparison(c: Comparison) -> str:
         ],
     )
     lines.append("verdict: REGRESSION" if c.regression else "verdict: no regression")
-    return "\n".join(lines)
+    return "\n".join(visible(line) for line in lines)  # names come from result files: no escapes

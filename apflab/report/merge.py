@@ -50,8 +50,12 @@ def merge(inputs: list[Path], out: Path) -> tuple[Path, Path | None, int]:
     if junit_out.resolve() in {j.resolve() for j, _ in pairs}:
         raise ReportError(f"{junit_out}: the output is one of the inputs; write the merge elsewhere")
     data = b'<?xml version="1.0" encoding="utf-8"?>\n' + merged.tostring()
-    if metrics_out is not None:
-        doc = {"version": METRICS_VERSION, "targets": targets, "metrics": metrics}
-        atomic_write(metrics_out, json.dumps(doc, indent=1).encode())
-    atomic_write(junit_out, data)
+    try:
+        junit_out.parent.mkdir(parents=True, exist_ok=True)  # fails before anything is written
+        if metrics_out is not None:
+            doc = {"version": METRICS_VERSION, "targets": targets, "metrics": metrics}
+            atomic_write(metrics_out, json.dumps(doc, indent=1).encode())
+        atomic_write(junit_out, data)
+    except OSError as exc:
+        raise ReportError(f"{junit_out.parent}: cannot write the merge there ({exc.strerror or exc})") from None
     return junit_out, metrics_out, suites

@@ -2,8 +2,10 @@
 
 Console tails and properties come from targets, and a target's console may echo what
 was typed into it (a root password, an SSH key pasted into a shell). Every string from a
-result file passes through :class:`Redactor` before it reaches a template; the report's
-own escaping (HTML, Markdown) happens after, in the templates.
+result file passes through :class:`Redactor` before it reaches a template, and before it
+is trimmed: a key whose BEGIN line a tail cut off is still recognised by its body (runs
+of base64 as long as a key's lines). The report's own escaping (HTML, Markdown) happens
+after, in the templates.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ _ASSIGN = re.compile(
 )
 _URL_CREDS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+):([^@\s/]+)@")
 _AUTH_HEADER = re.compile(r"(?i)\b(authorization:\s*(?:bearer|basic|token)\s+)\S+")
+#: A run of base64 as long as a line of a PEM or OpenSSH key body (64 or 70 characters;
+#: 60 allows for a cut): a key whose armour lines a tail cut off is still a key.
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{60,}={0,2}(?![A-Za-z0-9+/=])")
 _AWS_KEY = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
 _SSH_PUBKEY_PRIVATE = re.compile(r"\b(?:sk-[A-Za-z0-9]{20,}|ghp_[A-Za-z0-9]{30,}|xox[bp]-[A-Za-z0-9-]{10,})\b")
 #: property names whose values are secrets themselves
@@ -52,6 +57,7 @@ class Redactor:
         if not text:
             return text
         text = _PEM.sub(f"{MASK} (private key)", text)
+        text = _BASE64_RUN.sub(_key_body, text)
         if self._literals is not None:
             text = self._literals.sub(MASK, text)
         text = _URL_CREDS.sub(rf"\1:{MASK}@", text)
@@ -62,6 +68,15 @@ class Redactor:
 
     def properties(self, props: dict[str, str]) -> dict[str, str]:
         return {k: (MASK if SECRET_NAMES.search(k) and v else self(v)) for k, v in props.items()}
+
+
+def _key_body(m: re.Match[str]) -> str:
+    """Key material mixes upper and lower case and digits; hex dumps (lower case and digits)
+    and runs of one letter do not, and stay."""
+    run = m.group()
+    if any(c.isupper() for c in run) and any(c.islower() for c in run) and any(c.isdigit() for c in run):
+        return f"{MASK} (key material)"
+    return run
 
 
 def _assignment(m: re.Match[str]) -> str:

@@ -38,6 +38,14 @@
 #define SDEI_PENDING ((u64)-5)
 #define NOT_SUPPORTED ((u64)-1)
 #define DRAIN_ARG 0xD5A10000UL
+/* The host-step call (docs/vmm-channel.md): an OEM-service SMC64 ID the host of apflab-vmm
+ * serves when it dispatches SDEI. x1 = kind << 32 | PE (kind 1 INJECT, 2 IRQ), x2 = event or
+ * INTID, x3 = the x0 to return; it returns x0 = x3 and x1 = the host's status, x2..x17 as
+ * they were, so the context an event interrupts there holds the caller's registers (the
+ * model's host acts between two instructions). */
+#define FN_HOST_STEP 0xC3000AF1UL
+#define HOST_INJECT 1UL
+#define HOST_IRQ 2UL
 
 extern u32 agent_el, agent_conduit, probe_active, probe_faulted;
 extern volatile u32 handler_depth[MAX_CPUS];
@@ -110,6 +118,7 @@ static int records_dropped[MAX_CPUS];
 static int current_record[MAX_CPUS][4];
 static int landings[MAX_CPUS][MAX_LANDINGS], nlandings[MAX_CPUS];
 static u64 last_regs[MAX_CPUS][OUT_WORDS]; /* x0..x17, pc, daif, nzcv, spsel, elr, spsr, pstate bits */
+static int host_steps; /* the console says the host serves the host-step call */
 static u32 unexpected_irqs;
 static struct mailbox mbox[MAX_CPUS];
 static volatile u32 cpu_online[MAX_CPUS];
@@ -396,14 +405,16 @@ void secondary_main(void)
 
 /* PSCI CPU_ON every further CPU (MPIDR Aff0 = 1, 2, ...) until one is refused or does not
  * come up. Firmware may accept a core the machine lacks (TF-A's qemu platform counts 4
- * cores whatever -smp says), so the wait is short: a real core is up in well under 20 ms. */
+ * cores whatever -smp says), so with SMC the wait is short: a real core is up in well
+ * under 20 ms. A hypervisor (HVC) refuses a vCPU it lacks, so there the wait is 1 s: a
+ * vCPU of a nested KVM under a busy TCG host can take longer than 20 ms. */
 static void start_secondaries(void)
 {
 	u64 f = counter_freq();
 	for (int c = 1; c < MAX_CPUS; c++) {
 		if (simple_call(PSCI_CPU_ON, (u64)c, (u64)secondary_entry, 0, 0, 0) != 0)
 			break;
-		u64 deadline = counter() + f / 50;
+		u64 deadline = counter() + (agent_conduit ? f : f / 50);
 		while (!cpu_online[c] && counter() < deadline)
 			;
 		if (!cpu_online[c])
@@ -481,17 +492,25 @@ struct finish agent_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate, u64 dai
 	int run_steps = h && !(h->once && h->runs > 0);
 	if (h)
 		h->runs++;
+	u64 x0 = event; /* x0 as the handler's steps leave it (the host step keeps it) */
 	for (int i = 0; run_steps && i < h->nsteps; i++) {
 		struct step *s = &h->steps[i];
-		u64 result = NOT_SUPPORTED; /* host-side steps: this target has no host hook */
+		u64 result = NOT_SUPPORTED; /* host-side steps where the host has no hook */
+		u64 in[18] = {0};
+		u64 out[OUT_WORDS];
 		if (s->kind == STEP_CALL) {
-			u64 in[18] = {0};
-			u64 out[OUT_WORDS];
 			in[0] = s->fid;
 			for (int a = 0; a < s->nargs; a++)
 				in[a + 1] = s->args[a];
 			conduit_call(in, out);
-			result = out[0];
+			result = x0 = out[0];
+		} else if (host_steps) {
+			in[0] = FN_HOST_STEP;
+			in[1] = (s->kind == STEP_INJECT ? HOST_INJECT : HOST_IRQ) << 32 | (s->args[0] & 0xffffffffUL);
+			in[2] = s->args[1];
+			in[3] = x0;
+			conduit_call(in, out);
+			result = out[1];
 		}
 		if (rec)
 			rec->results[rec->nresults++] = result;
@@ -740,7 +759,8 @@ static void cmd_hello(void)
 	put_kv("ep", (u64)sdei_entry);
 	put_kv("resume", resume_pad());
 	put_kv("vbar", vbar());
-	puts_(ncpus > 1 ? " caps=context,multi-pe,pe-power,reset\n" : " caps=context,reset\n");
+	puts_(ncpus > 1 ? " caps=context,multi-pe,pe-power,reset" : " caps=context,reset");
+	puts_(host_steps ? ",inject,in-handler-inject\n" : "\n");
 }
 
 static void cmd_call(int n)
@@ -779,6 +799,45 @@ static void cmd_call(int n)
 		put_hex(out[i]);
 	}
 	uart_putc('\n');
+}
+
+/* INJECT/IRQ <pe> <n> where the host serves host steps: the selected PE makes the host-step
+ * call with the registers of its last call (x0 kept, x4..x17 as they were), so an event the
+ * host makes pending for it interrupts that context, as on the model, where the PE idles with
+ * its last call's registers; another PE is kicked out of KVM_RUN by the host. */
+static void cmd_host_step(int n, u64 kind)
+{
+	u64 pe, num;
+	const char *why = n == 3 ? parse_hex(tokens[1], &pe) : "INJECT/IRQ take 2 argument(s)";
+	if (!why)
+		why = parse_hex(tokens[2], &num);
+	if (why) {
+		reply_err(why);
+		return;
+	}
+	u64 in[18], out[OUT_WORDS];
+	u64 *last = last_regs[selected];
+	for (int i = 0; i < 18; i++)
+		in[i] = last[i];
+	in[0] = FN_HOST_STEP;
+	in[1] = kind << 32 | (pe & 0xffffffffUL);
+	in[2] = num;
+	in[3] = last[0];
+	if (call_on(selected, in, out)) {
+		wait_quiet();
+		print_records();
+		reply_err("PE did not finish the host step in time");
+		return;
+	}
+	u64 status = out[1];
+	if (selected == 0)
+		for (int i = 0; i < OUT_WORDS; i++)
+			last_regs[0][i] = out[i];
+	wait_quiet();
+	print_records();
+	puts_("OK ");
+	put_hex(status);
+	puts_(" 0 0 0\n");
 }
 
 static void cmd_regs(void)
@@ -976,9 +1035,11 @@ static void cmd_reset(void)
 		reply_err("reset denied: an SDEI handler is still running");
 		return;
 	}
-	/* A signalled event 0 may still be pending in the interrupt controller: let it run out. */
+	/* A signalled event 0 may still be pending in the interrupt controller: let it run out.
+	 * Not where the host dispatches SDEI (host_steps): its state is all in the dispatcher,
+	 * which the resets above cleared. */
 	clear_session();
-	for (int c = 0; c < ncpus; c++) {
+	for (int c = 0; c < ncpus && !host_steps; c++) {
 		if (simple_call_on(c, FN_REGISTER, 0, (u64)sdei_entry, DRAIN_ARG, 0, 0) == 0) {
 			simple_call_on(c, FN_ENABLE, 0, 0, 0, 0, 0);
 			simple_call_on(c, FN_PE_UNMASK, 0, 0, 0, 0, 0);
@@ -1033,6 +1094,8 @@ static void dispatch_line(void)
 			selected = (int)pe;
 			puts_("OK\n");
 		}
+	} else if ((streq_ci(c, "INJECT") || streq_ci(c, "IRQ")) && host_steps) {
+		cmd_host_step(n, streq_ci(c, "INJECT") ? HOST_INJECT : HOST_IRQ);
 	} else if (streq_ci(c, "INJECT") || streq_ci(c, "IRQ")) {
 		reply_err("not supported: this target has no host-side injection");
 	} else {
@@ -1087,6 +1150,7 @@ static void probe_conduit(void)
 void agent_main(void)
 {
 	uart_init();
+	host_steps = uart_host_steps();
 	pstate_impl = pstate_bits_implemented();
 	set_exception_entry_config();
 	clear_session();

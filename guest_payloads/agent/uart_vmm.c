@@ -12,6 +12,7 @@
 #define CONS_RX_BUF 0x08
 #define CONS_TX_SEND 0x10
 #define CONS_RX_FILL 0x18
+#define CONS_HOST 0x28
 #define BUF_SIZE 1024
 
 static char txbuf[BUF_SIZE], rxbuf[BUF_SIZE];
@@ -45,4 +46,11 @@ int uart_getc(void)
 		rxpos = 0;
 	}
 	return (int)(u8)rxbuf[rxpos++];
+}
+
+/* The device says whether apflab-vmm's host serves the host-step call (it does when it
+ * dispatches SDEI: docs/vmm-channel.md). */
+int uart_host_steps(void)
+{
+	return rd32(CONS_HOST) & 1;
 }

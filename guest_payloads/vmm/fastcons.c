@@ -11,6 +11,9 @@
  *   0x18 RX_FILL (r)          copy pending input (<= 1024 bytes) into the input buffer,
  *                             waiting at most 50 ms for some; returns the count (0: none)
  *   0x20 SIZE    (r)          1024, the largest buffer either way
+ *   0x28 HOST    (r)          bit 0: the host serves the host-step call (SDEI forwarded
+ *                             to a dispatcher on the channel), so the agent may relay
+ *                             INJECT to it
  *
  * The guest runs with its MMU off (Device/non-cacheable accesses) while the VMM maps
  * RAM cacheable: the VMM cleans and invalidates the buffers' cache lines around each
@@ -25,6 +28,7 @@
 #define REG_TX_SEND 0x10
 #define REG_RX_FILL 0x18
 #define REG_SIZE 0x20
+#define REG_HOST 0x28
 
 static uint64_t tx_buf, rx_buf; /* guest-physical; 0 until the guest sets them */
 
@@ -77,6 +81,8 @@ void fastcons_access(uint64_t offset, uint8_t *data, uint32_t len, int is_write,
 	uint64_t result = 0;
 	if (offset == REG_SIZE) {
 		result = FASTCONS_BUF;
+	} else if (offset == REG_HOST) {
+		result = vm.mode == SDEI_FORWARD && vm.chan ? 1 : 0;
 	} else if (offset == REG_RX_FILL) {
 		uint8_t *p = guest_range(rx_buf, FASTCONS_BUF);
 		if (p) {

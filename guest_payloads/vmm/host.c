@@ -21,7 +21,17 @@ void host_hello(void)
 {
 	channel_send(vm.chan, "HELLO %d vcpus=%d sdei=%s kernel=%s", CHANNEL_VERSION, vm.nvcpus, mode_name(),
 		     vm.kernel_release);
-	int r = channel_readline(vm.chan, line, sizeof(line), vm.answer_timeout);
+	/* A stream that outlives a VMM (a virtio-serial port) may still hold lines the host
+	 * sent the previous one; the answer to this HELLO is the first HELLO or ERR. */
+	double deadline = now_seconds() + vm.answer_timeout;
+	int r;
+	for (;;) {
+		double left = deadline - now_seconds();
+		r = left > 0 ? channel_readline(vm.chan, line, sizeof(line), left) : -2;
+		if (r != 0 || !strncmp(line, "HELLO", 5) || !strncmp(line, "ERR", 3))
+			break;
+		note("channel: skipped \"%.60s\", meant for an earlier VMM", line);
+	}
 	if (r == -2)
 		fail("channel %s: the host did not answer HELLO within %.0f s", channel_describe(vm.chan),
 		     vm.answer_timeout);

@@ -8,6 +8,10 @@
  *   apflab-vmm [--vcpus N] [--memory MiB] [--sdei auto|kernel|forward|none]
  *              [--channel tcp:HOST:PORT|listen:ADDR:PORT|fd:R[,W]] [--timeout S]
  *              [--kick-timeout S] [--connect-timeout S] [--keep-on-eof] AGENT.elf
+ *
+ * --test-stuck-vcpu I makes vCPU I ignore kicks once it has been powered on (its thread
+ * then blocks the kick signal): a stand-in, for tests only, for a host kernel whose
+ * KVM_RUN never returns.
  */
 #include <errno.h>
 #include <signal.h>
@@ -77,6 +81,12 @@ static void parse(int argc, char **argv, struct options *o)
 			vm.kick_timeout = parse_seconds(a, val);
 		} else if (!strcmp(a, "--connect-timeout") && val) {
 			o->connect_timeout = parse_seconds(a, val);
+		} else if (!strcmp(a, "--test-stuck-vcpu") && val) {
+			char *end;
+			vm.test_stuck_vcpu = (int)strtol(val, &end, 10);
+			if (*end || vm.test_stuck_vcpu < 0 || vm.test_stuck_vcpu >= VMM_MAX_VCPUS)
+				fail("--test-stuck-vcpu %s: expected a vCPU index", val);
+			note("test fault: vCPU %d ignores kicks (--test-stuck-vcpu)", vm.test_stuck_vcpu);
 		} else if (!strcmp(a, "--keep-on-eof")) {
 			o->exit_on_eof = 0;
 			takes = 0;
@@ -166,6 +176,7 @@ int main(int argc, char **argv)
 	struct options o = {.vcpus = 1, .memory_mib = 1024, .sdei = "auto", .connect_timeout = 20, .exit_on_eof = 1};
 	vm.answer_timeout = 10;
 	vm.kick_timeout = 5;
+	vm.test_stuck_vcpu = -1;
 	parse(argc, argv, &o);
 
 	/* Only vCPU threads take the kick signal; block it everywhere else. */

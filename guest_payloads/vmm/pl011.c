@@ -80,8 +80,10 @@ void uart_wake(void)
 
 void uart_restore_tty(void)
 {
-	if (tty_saved)
+	if (tty_saved) {
+		tcflush(0, TCIFLUSH); /* a request this VM did not take is not the next reader's input */
 		tcsetattr(0, TCSANOW, &saved_tty);
+	}
 }
 
 static void *stdin_reader(void *arg)

@@ -110,3 +110,13 @@ int image_write(int vcpu_fd, const struct reg_image *have, const struct reg_imag
 	}
 	return written;
 }
+
+uint64_t reg_get_x(int vcpu_fd, int n)
+{
+	return reg_get(vcpu_fd, x_ids[n], field_name(4 + n));
+}
+
+void reg_set_x(int vcpu_fd, int n, uint64_t value)
+{
+	reg_set(vcpu_fd, x_ids[n], value, field_name(4 + n));
+}

@@ -110,7 +110,10 @@ static void handle_exit(struct vcpu *v)
 		if (vm.mode != SDEI_FORWARD)
 			fail("vCPU %d: KVM_EXIT_HYPERCALL for %#llx without a forwarding filter", v->index,
 			     (unsigned long long)run->hypercall.nr);
-		forward_call(v);
+		if (psci_forwarded((uint32_t)run->hypercall.nr))
+			psci_cpu_on(v);
+		else
+			forward_call(v);
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
 		handle_system_event(v);
@@ -137,6 +140,7 @@ static void handle_exit(struct vcpu *v)
 static void serve_kick(struct vcpu *v)
 {
 	vcpu_complete_mmio(v);
+	psci_serve_power(v);
 	host_run_vcpu_command(v);
 	if (atomic_exchange(&v->stop_wanted, 0) && vm.mode == SDEI_FORWARD)
 		forward_stop(v);

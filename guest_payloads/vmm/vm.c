@@ -160,6 +160,7 @@ void vm_create_vcpus(int n)
 		struct kvm_vcpu_init vi = init;
 		memset(vi.features, 0, sizeof(vi.features));
 		vi.features[0] |= 1u << KVM_ARM_VCPU_PSCI_0_2; /* PSCI 0.2+ in KVM: CPU_ON, SYSTEM_OFF */
+		vm.vcpu_init = vi;
 		if (i > 0)
 			vi.features[0] |= 1u << KVM_ARM_VCPU_POWER_OFF; /* secondaries wait for CPU_ON */
 		if (ioctl(v->fd, KVM_ARM_VCPU_INIT, &vi) < 0)
@@ -197,17 +198,22 @@ void vm_create_vgic(void)
 void vm_install_sdei_filter(void)
 {
 	/* vm.rst "KVM_ARM_VM_SMCCC_FILTER": one half-open range per call, before any vCPU
-	 * has run. The whole SDEI range, SMC64 (0xC4000020) and SMC32 (0x84000020) IDs. */
-	static const uint32_t bases[] = {0xC4000020u, 0x84000020u};
+	 * has run. The whole SDEI range, SMC64 (0xC4000020) and SMC32 (0x84000020) IDs, and
+	 * the host-step call (an OEM-service ID, docs/vmm-channel.md) the agent's INJECT/IRQ
+	 * handler steps make, so the host's dispatcher acts while the handler runs; and PSCI
+	 * CPU_ON, so the dispatcher knows when a PE comes back (psci.c). */
+	static const uint32_t bases[] = {0xC4000020u, 0x84000020u, HOST_STEP_FID, PSCI_CPU_ON_SMC32, PSCI_CPU_ON_SMC64};
+	static const uint32_t counts[] = {32, 32, 1, 1, 1};
 	for (unsigned i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
-		struct apflab_smccc_filter f = {.base = bases[i], .nr_functions = 32,
+		struct apflab_smccc_filter f = {.base = bases[i], .nr_functions = counts[i],
 						.action = APFLAB_SMCCC_FILTER_FWD_TO_USER};
 		struct kvm_device_attr a = {.group = APFLAB_KVM_ARM_VM_SMCCC_CTRL,
 					    .attr = APFLAB_KVM_ARM_VM_SMCCC_FILTER,
 					    .addr = (uint64_t)(uintptr_t)&f};
 		if (ioctl(vm.vm_fd, KVM_SET_DEVICE_ATTR, &a) < 0) {
 			char what[96];
-			snprintf(what, sizeof(what), "KVM_SET_DEVICE_ATTR(SMCCC filter %#x+32 -> userspace)", bases[i]);
+			snprintf(what, sizeof(what), "KVM_SET_DEVICE_ATTR(SMCCC filter %#x+%u -> userspace)", bases[i],
+				 counts[i]);
 			fail_ioctl(what, errno,
 				   "EEXIST: overlaps another range; EBUSY: a vCPU already ran; EINVAL: no filter (Linux < 6.4)");
 		}

@@ -25,8 +25,11 @@
 #define FASTCONS_BUF 1024 /* the largest line buffer the fast console moves at once */
 #define GICD_BASE 0x08000000ULL
 #define GICR_BASE 0x080A0000ULL
-#define CHANNEL_VERSION 1
+#define CHANNEL_VERSION 2
 #define CHANNEL_LINE_MAX 17408 /* an SDEI payload (8344 bytes) in hex, and some */
+#define HOST_STEP_FID 0xC3000AF1u /* the agent's host-step call, forwarded with the SDEI range */
+#define PSCI_CPU_ON_SMC32 0x84000003u
+#define PSCI_CPU_ON_SMC64 0xC4000003u
 
 enum sdei_mode { SDEI_NONE, SDEI_FORWARD, SDEI_KERNEL };
 
@@ -53,6 +56,8 @@ void image_read(int vcpu_fd, struct reg_image *img);
 int image_write(int vcpu_fd, const struct reg_image *have, const struct reg_image *want);
 uint64_t *image_field(struct reg_image *img, int i); /* 0..21 in channel order */
 void reg_set_pc(int vcpu_fd, uint64_t pc);
+uint64_t reg_get_x(int vcpu_fd, int n);
+void reg_set_x(int vcpu_fd, int n, uint64_t value);
 
 /* ------------------------------------------------------------------ pl011.c */
 void uart_start(int exit_on_eof);
@@ -102,10 +107,14 @@ struct vcpu {
 	/* One host command to run on this vCPU's fd (kernel mode), from the channel reader. */
 	int cmd_pending;
 	char cmd[CHANNEL_LINE_MAX];
+	/* A PSCI CPU_ON for this vCPU from another one (mode forward; psci.c), under ``lock``. */
+	enum { POWER_IDLE, POWER_REQUESTED, POWER_DONE } power_state;
+	uint64_t power_entry, power_context, power_result;
 };
 
 struct vm {
 	int kvm_fd, vm_fd, vgic_fd;
+	struct kvm_vcpu_init vcpu_init; /* the target and features of every vCPU but POWER_OFF */
 	int nvcpus;
 	uint8_t *ram;
 	uint64_t ram_size;
@@ -117,6 +126,7 @@ struct vm {
 	char kernel_release[65];
 	struct channel *chan;
 	double answer_timeout, kick_timeout;
+	int test_stuck_vcpu; /* --test-stuck-vcpu: this vCPU ignores kicks (-1: none) */
 	atomic_int stopping;
 	atomic_int exit_status;
 	const char *exit_reason;
@@ -142,6 +152,11 @@ void vcpu_kick(struct vcpu *v);
  * instruction until it has served the kick. */
 void vcpu_kick_sync(struct vcpu *v);
 void vcpu_complete_mmio(struct vcpu *v);
+
+/* psci.c: CPU_ON in the VMM (mode forward), so the host's dispatcher sees a PE come back */
+int psci_forwarded(uint32_t fid);
+void psci_cpu_on(struct vcpu *v);
+void psci_serve_power(struct vcpu *t);
 
 /* forward.c: SDEI calls to the host's dispatcher */
 void forward_call(struct vcpu *v);
