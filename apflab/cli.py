@@ -39,7 +39,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.target and not all(t.strip() for t in args.target):
         raise CliError("--target '' is empty: give a target of lab.yaml, or leave --target out for the model targets")
-    return run_suites(args.target or None, args.out, args.pytest_args, lab=args.lg_env)
+    return run_suites(args.target or None, args.out, args.pytest_args, lab=args.lg_env, history=args.history)
 
 
 def _cmd_images(args: argparse.Namespace) -> int:
@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", action="append", help="target from lab.yaml (repeatable; default: the model targets)")
     run.add_argument("--out", default="reports/out", help="output folder (default: reports/out)")
     run.add_argument("--lg-env", default=None, help="labgrid environment file (default: lab.yaml)")
+    run.add_argument(
+        "--history", default=None, metavar="DIR", help="add the run to DIR as a night for `apflab report trend DIR`"
+    )
     run.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     run.set_defaults(func=_cmd_run)
 

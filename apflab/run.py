@@ -29,6 +29,7 @@ from junitparser import JUnitXml
 
 from apflab.errors import INTERRUPTED
 from apflab.report.build import build_after_run
+from apflab.report.history import keep_night
 from apflab.results import METRICS_VERSION, atomic_write, junit_counts, summary_line
 from apflab.verdict import Verdict
 
@@ -166,7 +167,10 @@ def summarise(out: Path, chosen: list[str], codes: dict[str, int], cut: str | No
     return lines, total
 
 
-def run_suites(targets: list[str] | None, out_dir: str, extra: list[str], lab: str | None = None) -> int:
+def run_suites(
+    targets: list[str] | None, out_dir: str, extra: list[str], lab: str | None = None, history: str | None = None
+) -> int:
+    """``history``: a folder the run's results are added to as a night (apflab.report.history)."""
     out = Path(out_dir)
     chosen = list(targets or MODEL_TARGETS)
     codes: dict[str, int] = {}
@@ -186,6 +190,9 @@ def run_suites(targets: list[str] | None, out_dir: str, extra: list[str], lab: s
     except KeyboardInterrupt:
         print("apflab: report not built: interrupted", file=sys.stderr)
         cut = cut or "the report"
+    if history is not None:
+        with interrupts_held():
+            keep_night(out, Path(history))
     print("\n".join(lines), flush=True)
     if cut is not None:
         return INTERRUPTED

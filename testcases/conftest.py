@@ -13,6 +13,17 @@ from apflab.abi.sdei import EventType, Priority
 from apflab.testing import EventInfo, Guest, Unsupported
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("apflab").addoption(
+        "--perf-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the performance model's random streams (default 1, the seed the recorded "
+        "predictions of docs/perf-model.md use); another seed shows the spread of its figures",
+    )
+
+
 def pick(guest: Guest, what: str, **kw: object) -> EventInfo:
     found = guest.info.find_events(injectable=True, **kw)  # type: ignore[arg-type]
     if not found:

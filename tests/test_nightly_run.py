@@ -78,9 +78,14 @@ def test_sdei_suite_over_two_places(lab: StandinLab, tmp_path: Path) -> None:
         "testcases/sdei",
         "--out",
         str(out),
+        "--history",
+        str(tmp_path / "history"),
         timeout=600,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + lab.logs()
+    (night,) = (tmp_path / "history").iterdir()  # the night, kept for `apflab report trend`
+    assert f"history: {night}" in r.stdout
+    assert (night / "junit.xml").read_bytes() == (out / "junit.xml").read_bytes() and (night / "nightly.json").is_file()
     found = suites(out / "junit.xml")
     assert set(found) == {"apflab.lab-qemu-tfa@b1", "apflab.lab-qemu-tfa@b2"}
     for place in ("b1", "b2"):

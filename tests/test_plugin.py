@@ -155,3 +155,20 @@ def test_checks_go_on_after_a_known_deviation(tmp_path: Path) -> None:
     ]
     assert "check_failed_1" not in known
     assert r.returncode == 1
+
+
+def test_a_session_records_its_round_trips_and_the_guest_driver(tmp_path: Path) -> None:
+    """Over the pipe the model answers the agent protocol: the session's round trips are
+    counted and timed; the in-process model has none to record."""
+    found = {}
+    for target in ("model-pipe", "model"):
+        junit, metrics = tmp_path / f"{target}.xml", tmp_path / f"{target}.json"
+        r = run_pytest(ONE_CASE, "--target", target, "--apflab-junit", str(junit), "--apflab-metrics", str(metrics))
+        assert r.returncode == 0, r.stdout
+        found[target] = {m["name"]: m for m in json.loads(metrics.read_text())["metrics"] if m["name"] != "duration"}
+        suite = next(iter(JUnitXml.fromfile(str(junit))))
+        assert {p.name: p.value for p in suite.properties()}["guest_driver"] == "ModelDriver"
+    pipe = found["model-pipe"]
+    assert pipe["session.round_trips"]["value"] >= 2  # HELLO and the case's calls at least
+    assert 0 < pipe["session.round_trip_us"]["value"] < 5_000_000 and pipe["session.round_trip_us"]["unit"] == "us"
+    assert found["model"] == {}

@@ -1,50 +1,29 @@
 """The report of real runs, in a real browser; merge and compare on the outputs of two real runs.
 
 Two runs of ``apflab run`` on the model targets (a subset of the suites, perf included,
-so the report has a matrix and plots) feed headless Chromium (Debian's chromium), which
-loads report.html from disk. The report logs nothing to the console by itself, so any
-console message (a script error, a plot that did not load) fails the test. A screenshot
-goes to reports/out/report-screenshot.png. Without chromium the test is skipped when not
-root; as root it installs it through the project's set-up (targets/host-packages.sh).
+so the report has a matrix and plots) feed headless Chromium (tests/browser.py), which
+loads report.html from disk in a 1400x900 window: no console message at all, every plot
+loaded, the whole matrix of every target on that one screen, and a case's row opened by
+a link. The screenshots go with the reports: reports/out/report-screenshot.png (the page
+as it opens) and reports/out/report-drilldown.png (an area, a section and a case open).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_apflab
+from tests.browser import load, screenshot
+from tests.conftest import ROOT, apflab_run, run_apflab
 
-SUBSET = "test_smccc or test_bind or perf"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-SCREENSHOT = ROOT / "reports" / "out" / "report-screenshot.png"
+SUBSET = "test_smccc or test_bind or test_dispatch or perf"
+SHOTS = ROOT / "reports" / "out"
 
 
 def _run(out: Path, *targets: str) -> Path:
-    args = [a for t in targets for a in ("--target", t)]
-    r = subprocess.run(
-        [sys.executable, "-m", "apflab", "run", *args, "--out", str(out), "--", "-k", SUBSET],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    r = apflab_run(out, list(targets), "-k", SUBSET, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert f"report: {out / 'report.html'}" in r.stdout
     return out
@@ -56,74 +35,46 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return _run(base / "night1", "model", "model-kvm-v4"), _run(base / "night2", "model")
 
 
-def _find_chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = _find_chromium()
-    if found:
-        return found
-    if os.geteuid() != 0:
-        pytest.skip("chromium is not installed (Debian package chromium): `make target-packages` as root installs it")
-    r = subprocess.run(
-        [str(ROOT / "targets" / "host-packages.sh"), "chromium:chromium"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    found = _find_chromium()
-    if r.returncode != 0 or not found:
-        pytest.fail(f"installing chromium failed ({r.returncode}): {(r.stdout + r.stderr)[-1500:]}")
-    return found
-
-
-def _chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=5000", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_the_report_renders_in_chromium(runs: tuple[Path, Path], chromium: str, tmp_path: Path) -> None:
-    report = runs[0] / "report.html"
-    url = report.resolve().as_uri()
-    r = _chromium(chromium, tmp_path / "profile", "--enable-logging=stderr", "--v=0", "--dump-dom", url)
-    assert r.returncode == 0, r.stderr[-2000:]
-    console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
-    assert console == [], console
-    body = re.search(r"<body([^>]*)>", r.stdout)
-    assert body, r.stdout[:500]
-    attrs = dict(re.findall(r'(data-[a-z-]+)="([^"]*)"', body.group(1)))
-    assert int(attrs["data-plots"]) >= 2  # scenario A and B
-    assert attrs["data-plots-loaded"] == attrs["data-plots"]
-    assert int(attrs["data-matrix-rows"]) > 5
-    assert 'id="matrix"' in r.stdout and "model-kvm-v4 (kvm-v4)" in r.stdout and "KFAIL" in r.stdout
-    assert "APF v4 00/15 scenario A" in r.stdout
+    url = (runs[0] / "report.html").resolve().as_uri()
+    page = load(chromium, tmp_path / "profile", url)
+    assert page.console == [], page.console
+    a = page.attrs
+    assert int(a["data-plots"]) >= 2 and a["data-plots-loaded"] == a["data-plots"]  # scenario A and B
+    assert int(a["data-matrix-groups"]) >= 4 and int(a["data-matrix-cases"]) > 50
+    height = int(a["data-viewport"].split("x")[1])
+    assert int(a["data-matrix-bottom"]) <= height, a  # every target's whole matrix: one screen
+    assert int(a["data-page-width"]) <= 1400 and int(a["data-matrix-right"]) <= 1400, a
+    assert "model-kvm-v4 (kvm-v4)" in page.dom and "v-KFAIL" in page.dom
+    assert 'id="fidelity-none"' in page.dom  # the model alone: the view says where it is
+    screenshot(chromium, tmp_path / "profile2", url, SHOTS / "report-screenshot.png")
 
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    SCREENSHOT.unlink(missing_ok=True)
-    shot = _chromium(
-        chromium,
-        tmp_path / "profile2",
-        "--hide-scrollbars",
-        "--window-size=1400,2400",
-        f"--screenshot={SCREENSHOT}",
-        url,
+
+def test_a_link_to_a_case_opens_its_rows(runs: tuple[Path, Path], chromium: str, tmp_path: Path) -> None:
+    html = (runs[0] / "report.html").read_text()
+    case = re.search(
+        r'<div class="mx-row mx-case" id="(c-[0-9a-f]+)"><span class="mx-label" title="[^"]*"><code>'
+        r"test_resume_misaligned</code>",
+        html,
     )
-    assert shot.returncode == 0, shot.stderr[-2000:]
-    assert SCREENSHOT.read_bytes().startswith(b"\x89PNG") and SCREENSHOT.stat().st_size > 20_000
+    assert case, "the dispatch suite's case is in the matrix"
+    sec = html[: case.start()].rsplit('<details class="mx-sec" id="', 1)[1].split('"', 1)[0]
+    group = html[: case.start()].rsplit('<details class="mx-group" id="', 1)[1].split('"', 1)[0]
+    url = (runs[0] / "report.html").resolve().as_uri() + f"?open={case.group(1)}"
+    page = load(chromium, tmp_path / "profile", url)
+    assert page.console == [], page.console
+    assert page.attrs["data-open"].split() == [group, sec]
+    hash_page = load(chromium, tmp_path / "profile2", url.split("?")[0] + f"#{case.group(1)}")
+    assert hash_page.attrs["data-open"].split() == [group, sec]
+    screenshot(chromium, tmp_path / "profile3", url, SHOTS / "report-drilldown.png")
 
 
-def test_the_markdown_report_has_the_matrix_and_the_scenario_table(runs: tuple[Path, Path]) -> None:
+def test_the_markdown_report_has_the_matrix_and_the_scenario_tables(runs: tuple[Path, Path]) -> None:
     md = (runs[0] / "report.md").read_text()
-    assert "| spec section | model (spec) | model-kvm-v4 (kvm-v4) |" in md
+    assert "| what is tested | model (spec) | model-kvm-v4 (kvm-v4) |" in md
+    assert re.search(r"^\| \*\*Dispatch and COMPLETE\*\* \(\d+\) \| \d+ PASS \| \d+ KFAIL, \d+ PASS \|$", md, re.M)
     assert "### scenario-a (model, model-kvm-v4)" in md and "| Time- |" in md
+    assert "calculation during the post-copy window" in md
     for png in re.findall(r"\]\((plots/[^)]+\.png)\)", md):
         assert (runs[0] / png).is_file()
 

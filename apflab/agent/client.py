@@ -17,6 +17,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from apflab.agent import grammar
@@ -121,6 +122,19 @@ def model_agent_argv(profile: str, pes: int, el: int) -> list[str]:
     ]
 
 
+@dataclass
+class RoundTrips:
+    """Requests answered and the time they took, summed over every boot of a target (its
+    driver keeps one and lends it to each boot's client): a run's round-trip figure."""
+
+    count: int = 0
+    seconds: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.seconds += seconds
+
+
 class AgentGuest(Guest):
     """Drives any agent (model or bare metal) through the protocol.
 
@@ -138,10 +152,13 @@ class AgentGuest(Guest):
     #: kept as its head and a count of the rest.
     PENDING = 8 * p.MAX_LINE
 
-    def __init__(self, stream: ByteStream, name: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, stream: ByteStream, name: str, *, timeout: float = 10.0, round_trips: RoundTrips | None = None
+    ) -> None:
         self.stream = stream
         self.name = name
         self.timeout = timeout
+        self.round_trips = round_trips if round_trips is not None else RoundTrips()
         self._buffer = b""
         self._cut = 0  # bytes of the line being read that were dropped (no newline yet)
         self.tail: deque[str] = deque(maxlen=20)
@@ -196,6 +213,7 @@ class AgentGuest(Guest):
         """Send one request; return its reply lines, the final one last."""
         line = p.format_request(req)
         self.tail.append(f"> {line}")
+        sent = time.perf_counter()
         self.stream.write(line.encode("ascii") + b"\n")
         deadline = time.monotonic() + self.timeout
         lines = []
@@ -207,6 +225,7 @@ class AgentGuest(Guest):
             if head in p.LEADING_WORDS:
                 lines.append(text)
             elif head in p.FINAL_WORDS:
+                self.round_trips.add(time.perf_counter() - sent)
                 if head == "ERR":
                     raise TargetError(f"agent refused {line!r}: {text[4:]}")
                 lines.append(text)

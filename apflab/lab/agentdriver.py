@@ -21,7 +21,7 @@ from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 
 from apflab.abi.sdei import EventType, Priority
-from apflab.agent.client import AgentGuest, ByteStream
+from apflab.agent.client import AgentGuest, ByteStream, RoundTrips
 from apflab.capabilities import check as check_capabilities
 from apflab.guest import EventInfo, Guest, GuestFacts, TargetError, TargetInfo
 from apflab.lab import keys
@@ -201,6 +201,7 @@ class AgentDriver(Driver, GuestProtocol):
         self._events = parse_events(self.events)
         self._capabilities = check_capabilities(self.capabilities, "AgentDriver's capabilities")
         self.boot_seconds: list[float] = []
+        self.round_trips = RoundTrips()  # every boot's requests: the run's round-trip figure
 
     def on_deactivate(self) -> None:
         if self._guest is not None:
@@ -244,7 +245,7 @@ class AgentDriver(Driver, GuestProtocol):
         self.power.off()
         self.power.on()
         self._wait_ready()
-        guest = AgentGuest(self._stream(), self.target.name, timeout=self.reply_timeout)
+        guest = AgentGuest(self._stream(), self.target.name, timeout=self.reply_timeout, round_trips=self.round_trips)
         self.boot_seconds.append(time.monotonic() - t)
         return guest
 

@@ -13,7 +13,7 @@ import attr
 from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 
-from apflab.agent.client import AgentGuest, ProcessStream, model_agent_argv
+from apflab.agent.client import AgentGuest, ProcessStream, RoundTrips, model_agent_argv
 from apflab.guest import Guest
 from apflab.lab import keys
 from apflab.lab.guestprotocol import GuestProtocol
@@ -53,6 +53,7 @@ class ModelDriver(Driver, GuestProtocol):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._guest: Guest | None = None
+        self.round_trips: RoundTrips | None = None  # over the pipe: the protocol's round trips
 
     def on_deactivate(self) -> None:
         if self._guest is not None:
@@ -69,6 +70,7 @@ class ModelDriver(Driver, GuestProtocol):
             else:
                 stream = ProcessStream(model_agent_argv(self.profile, self.pes, self.el))
                 guest = AgentGuest(stream, self.target.name, timeout=self.timeout)
+                self.round_trips = guest.round_trips
             # SDEI has no discovery: the events are the model platform's, over the pipe too.
             guest.info = describe(
                 self.target.name,

@@ -62,6 +62,10 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(summary(result))
     print(f"apflab nightly: report {opts.out / 'nightly.md'}, JUnit {opts.out / 'junit.xml'}")
+    if args.history and not result.facts.error:  # a night where nothing ran is no night
+        from apflab.report.history import keep_night
+
+        keep_night(opts.out, Path(args.history))
     if result.facts.error:
         raise CliError(result.facts.error)
     return result.exit_code
@@ -81,6 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", default=None, help="target for places without a `target` tag")
     p.add_argument("--suite", action="append", help="test path (repeatable; default testcases)")
     p.add_argument("--out", default="reports/out/nightly", help="output folder (default reports/out/nightly)")
+    p.add_argument(
+        "--history", default=None, metavar="DIR", help="add the night's results to DIR for `apflab report trend DIR`"
+    )
     p.add_argument("--timeout", type=float, default=4 * 3600.0, help="stop the run after this many seconds")
     p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds for each coordinator call")
     p.add_argument("--pytest-args", default="", help='more pytest arguments, one string: --pytest-args="-k dispatch"')

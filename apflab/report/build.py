@@ -18,10 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from markupsafe import Markup  # Jinja2's own: what a template made is markup, not a value
+
 import apflab
+from apflab.report.areas import reference_base
+from apflab.report.fidelity import Fidelity, compare_targets
 from apflab.report.load import Case, ReportError, Results, load
-from apflab.report.matrix import SEVERITY, Matrix, build_matrix
-from apflab.report.perfdata import CONFIGS, HEADINGS, MIGRATION_FIGURES, PerfTable, perf_tables
+from apflab.report.matrix import SEVERITY, Matrix, anchor, build_matrix
+from apflab.report.perfdata import perf_tables
+from apflab.report.perfview import PerfSection, perf_section
 from apflab.report.redact import Redactor
 from apflab.results import atomic_write, summary_line
 from apflab.safetext import bound, visible
@@ -59,17 +64,7 @@ class Failure:
     claim: str
     reason: str
     tail: str
-
-
-@dataclass
-class PerfSection:
-    table: PerfTable
-    plot_file: str
-    plot_b64: str
-    headings: dict[str, str]
-    rows: list[dict[str, str]]
-    summary: list[str]
-    migration: list[tuple[str, str, str, str]]  # figure, without APF, with APF, unit
+    anchor: str  # the case's row in the matrix
 
 
 @dataclass
@@ -82,6 +77,7 @@ class Report:
     target_summaries: list[str]
     counts: list[tuple[str, int]]
     matrix: Matrix
+    fidelity: Fidelity
     failures: list[Failure]
     more_failures: int
     perf: list[PerfSection]
@@ -132,71 +128,12 @@ def _shown(clean: Redactor) -> Callable[[str], str]:
     return lambda text: bound(clean(text), TEXT_LIMIT)
 
 
-def _fmt(value: float | None, column: str) -> str:
-    if value is None:
-        return ""
-    if column.startswith("time"):
-        return f"{value:.3f} s"
-    if column.startswith("calc"):
-        return f"{value:.0f}m"
-    return f"{value:+.1f}%"
-
-
-def _seed_bands(table: PerfTable) -> list[str]:
-    if table.scenario != "scenario-a":
-        return []
-    from apflab.perf import seed
-
-    lo, hi = seed.A_BAND_NO_CALC
-    lo_t, hi_t = seed.A_BAND_CALC
-    return [
-        f"published (APF v4 00/15): without -t +{lo}..+{hi}% time; with -t {lo_t}..{hi_t}% time; "
-        f"about {seed.A_ASYNC_FAULTS:,} asynchronous page faults"
-    ]
-
-
-def _perf_section(table: PerfTable, index: int) -> PerfSection:
-    from apflab.report.plots import table_plot
-
-    rows = []
-    for cfg, run, v in table.rows():
-        row = {"config": "-t" if cfg == "t" else "no -t", "run": str(run)}
-        row |= {col: _fmt(v.get(col), col) for col in HEADINGS}
-        rows.append(row)
-    summary = []
-    for cfg in CONFIGS:
-        means = table.means.get(cfg)
-        if not means:
-            continue
-        line = f"{'with' if cfg == 't' else 'without'} -t: mean Output {_fmt(means.get('output_time'), 'output')} time"
-        if "output_calc" in means:
-            line += f", {_fmt(means['output_calc'], 'output')} calculation"
-        if "async_faults" in means:
-            line += f"; asynchronous page faults per run with APF: {means['async_faults']:,.0f}"
-        summary.append(line)
-    summary += _seed_bands(table)
-    mig = table.migration_means()
-    migration = []
-    if "minus" in mig and "plus" in mig:
-        for key, label, unit in MIGRATION_FIGURES:
-            if key in mig["minus"] or key in mig["plus"]:
-                migration.append((label, _num(mig["minus"].get(key)), _num(mig["plus"].get(key)), unit))
-    png = table_plot(table)
-    name = f"plots/{table.scenario}-{index}.png"
-    return PerfSection(table, name, base64.b64encode(png).decode("ascii"), HEADINGS, rows, summary, migration)
-
-
-def _num(v: float | None) -> str:
-    if v is None:
-        return ""
-    return f"{v:,.0f}" if abs(v) >= 100 or v == int(v) else f"{v:,.2f}"
-
-
 def _verdict_counts(cases: list[Case]) -> Counter[Verdict]:
     return Counter(Verdict(c.verdict) for c in cases)
 
 
-def make_report(results: Results, title: str = "apflab report") -> Report:
+def make_report(results: Results, title: str = "apflab report", reference: str | None = None) -> Report:
+    """``reference``: where the links to docs/reference/ pages lead (a folder or URL), or None."""
     redactor = Redactor()
     clean = _shown(redactor)
     for s in results.suites:
@@ -206,16 +143,22 @@ def make_report(results: Results, title: str = "apflab report") -> Report:
                 redactor.add_from_properties(c.properties)
     cases = results.cases
     matrix = build_matrix(cases, clean)
+    if reference:
+        for row in matrix.rows:
+            row.href = f"{reference}/{row.link}" if row.link else None
     failing = [c for c in cases if c.verdict in ("FAIL", "XPASS")]
     failures = [
-        Failure(c.target, c.profile, c.test_id, c.section, c.claim, clean(c.reason), _tail(c, redactor))
+        Failure(c.target, c.profile, c.test_id, c.section, c.claim, clean(c.reason), _tail(c, redactor), "")
         for c in failing[:MAX_FAILURES]
     ]
-    per_target = []
-    for target in results.targets:
-        per_target.append(f"{target}: {summary_line(_verdict_counts([c for c in cases if c.target == target]))}")
+    for f in failures:
+        f.anchor = anchor("c", f.test_id)
+    by_target: dict[str, Counter[Verdict]] = {}
+    for c in cases:  # one pass: a merge of many boards has many targets
+        by_target.setdefault(c.target, Counter())[Verdict(c.verdict)] += 1
+    per_target = [f"{t}: {summary_line(by_target.get(t, Counter()))}" for t in results.targets]
     counts = Counter(c.verdict for c in cases)
-    perf = [_perf_section(t, i) for i, t in enumerate(perf_tables(results.metrics), 1)]
+    perf = [perf_section(t, i) for i, t in enumerate(perf_tables(results.metrics), 1)]
     keys: dict[str, None] = dict.fromkeys(k for k in PROVENANCE_FIRST if any(k in s.properties for s in results.suites))
     for s in results.suites:
         keys.update(dict.fromkeys(s.properties))
@@ -235,6 +178,7 @@ def make_report(results: Results, title: str = "apflab report") -> Report:
         target_summaries=per_target,
         counts=[(v, counts[v]) for v in SEVERITY if counts.get(v)],
         matrix=matrix,
+        fidelity=compare_targets(results, clean),
         failures=failures,
         more_failures=max(0, len(failing) - MAX_FAILURES),
         perf=perf,
@@ -248,7 +192,8 @@ def make_report(results: Results, title: str = "apflab report") -> Report:
 # ------------------------------------------------------------------------ render
 
 
-def _environment():
+def environment():
+    """The templates' Jinja2 environment: HTML autoescaped, every printed value made visible."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     if not (TEMPLATES / "report.html.j2").is_file():
@@ -270,34 +215,44 @@ def _environment():
 def _printable(value: object) -> object:
     """Every value a template prints, control characters written out (a result file may
     hold what a target printed); markup the template made itself is left alone."""
-    from markupsafe import Markup
-
-    return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+    if not isinstance(value, str) or isinstance(value, Markup) or (value.isascii() and value.isprintable()):
+        return value  # printable ASCII has nothing to write out: the common case, made cheap
+    return visible(value)
 
 
 def render(report: Report) -> tuple[str, str]:
-    env = _environment()
+    env = environment()
     html = env.get_template("report.html.j2").render(r=report)
     markdown = env.get_template("report.md.j2").render(r=report)
     return html, markdown
 
 
-def build(results_path: Path, out_dir: Path | None = None, title: str = "apflab report") -> tuple[Path, Path]:
-    """Build report.html and report.md (and plots/) into ``out_dir`` (default: the results folder)."""
+def build(
+    results_path: Path, out_dir: Path | None = None, title: str = "apflab report", reference: str | None = None
+) -> tuple[Path, Path]:
+    """Build report.html and report.md (and plots/) into ``out_dir`` (default: the results folder).
+
+    ``reference`` is where the matrix's citations link (docs/reference/ of this checkout,
+    relative to ``out_dir``, unless given)."""
     results = load(results_path)
     out = out_dir or (results_path if results_path.is_dir() else results_path.parent)
     if out.exists() and not out.is_dir():
         raise ReportError(f"{out}: is a file, not a folder; give a folder for report.html and report.md")
-    report = make_report(results, title)
+    report = make_report(results, title, reference if reference is not None else reference_base(out))
     html, markdown = render(report)
-    try:
-        for name, png in report.plots.items():
-            atomic_write(out / name, png)
-        atomic_write(out / "report.md", markdown.encode("utf-8"))
-        atomic_write(out / "report.html", html.encode("utf-8"))
-    except OSError as exc:
-        raise ReportError(f"{out}: cannot write the report there ({exc.strerror or exc})") from None
+    files = {**report.plots, "report.md": markdown.encode("utf-8"), "report.html": html.encode("utf-8")}
+    write_files(out, files, "the report")
     return out / "report.html", out / "report.md"
+
+
+def write_files(out: Path, files: dict[str, bytes], what: str) -> None:
+    """Each file replaced atomically, in order (the page last, after what it links);
+    a folder that cannot be written is one line naming it."""
+    try:
+        for name, data in files.items():
+            atomic_write(out / name, data)
+    except OSError as exc:
+        raise ReportError(f"{out}: cannot write {what} there ({exc.strerror or exc})") from None
 
 
 def build_after_run(out: Path) -> bool:

@@ -1,7 +1,7 @@
-"""``apflab report build|merge|compare``: the report subcommands (docs/reports.md).
+"""``apflab report build|merge|compare|trend``: the report subcommands (docs/reports.md).
 
-Bad input is a one-line error naming the file (exit 2); ``compare`` exits 1 on a
-regression, so a nightly job can fail on it.
+Bad input is a one-line error naming the file (exit 2); ``compare`` and ``trend`` exit 1
+on a regression (``trend``: in its last run), so a nightly job can fail on it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("-o", "--out", default=None, help="folder for the reports (default: the results folder)")
     build.add_argument("--title", default="apflab report", help="the report's title")
+    build.add_argument(
+        "--reference",
+        default=None,
+        metavar="URL_OR_PATH",
+        help="where the matrix's citations link: docs/reference/ elsewhere, e.g. a web copy "
+        "(default: this checkout's docs/reference, relative to the report)",
+    )
     build.set_defaults(func=_cmd_build)
 
     merge = sub.add_parser("merge", help="merge JUnit files (and metrics beside them), targets kept apart")
@@ -32,7 +39,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare = sub.add_parser("compare", help="new failures, fixes, verdict changes, moved metrics; 1 on regression")
     compare.add_argument("old", help="the earlier results (folder or junit.xml)")
     compare.add_argument("new", help="the later results (folder or junit.xml)")
-    compare.add_argument(
+    _threshold_option(compare)
+    compare.set_defaults(func=_cmd_compare)
+
+    trend = sub.add_parser(
+        "trend", help="verdicts, figures and changes over runs or a history folder; 1 if the last run regressed"
+    )
+    trend.add_argument(
+        "runs", nargs="+", help="results folders (or junit.xml files), oldest first, or history folders (--history)"
+    )
+    trend.add_argument(
+        "-o", "--out", default="reports/out/trend", help="folder for trend.html, trend.md (default: reports/out/trend)"
+    )
+    trend.add_argument("--title", default="apflab trend", help="the trend's title")
+    _threshold_option(trend)
+    trend.set_defaults(func=_cmd_trend)
+
+
+def _threshold_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--threshold",
         action="append",
         default=[],
@@ -40,7 +65,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="metric rule, after the defaults (perf.*=10, perf.*.output_*=off); 'PATTERN=off' "
         "ignores metrics; repeatable",
     )
-    compare.set_defaults(func=_cmd_compare)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -48,7 +72,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from apflab.report.load import ReportError
 
     try:
-        html, md = build(Path(args.results), Path(args.out) if args.out else None, args.title)
+        html, md = build(Path(args.results), Path(args.out) if args.out else None, args.title, args.reference)
     except ReportError as exc:
         raise CliError(str(exc)) from None
     print(f"report: {html}\nreport: {md}")
@@ -78,3 +102,20 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(format_comparison(result))
     return 1 if result.regression else 0
+
+
+def _cmd_trend(args: argparse.Namespace) -> int:
+    from apflab.report.compare import DEFAULT_RULES, parse_rule
+    from apflab.report.load import ReportError
+    from apflab.report.trend import build_trend, format_trend
+    from apflab.report.trendreport import write_trend
+
+    try:
+        rules = [parse_rule(r) for r in (*DEFAULT_RULES, *args.threshold)]
+        trend = build_trend([Path(p) for p in args.runs], rules)
+        html, md = write_trend(trend, Path(args.out), args.title)
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    print(format_trend(trend))
+    print(f"trend: {html}\ntrend: {md}")
+    return 1 if trend.regression else 0

@@ -105,14 +105,19 @@ def _metrics(results: Results, targets: set[str]) -> dict[tuple[str, str, str], 
 
 
 def compare(old_path: Path, new_path: Path, rules: list[Rule]) -> Comparison:
-    old, new = load(old_path), load(new_path)
+    return compare_results(load(old_path), load(new_path), rules, str(old_path), str(new_path))
+
+
+def compare_results(old: Results, new: Results, rules: list[Rule], old_label: str, new_label: str) -> Comparison:
+    """What :func:`compare` finds, on results already loaded (a trend compares each night
+    with the one before)."""
     common = set(old.targets) & set(new.targets)
     if not common:
         raise ReportError(
-            f"{old_path} and {new_path} have no target in common "
+            f"{old_label} and {new_label} have no target in common "
             f"({', '.join(old.targets) or 'none'} vs {', '.join(new.targets) or 'none'}): nothing to compare"
         )
-    result = Comparison(str(old_path), str(new_path), sorted(common))
+    result = Comparison(old_label, new_label, sorted(common))
     a, b = _cases(old, common), _cases(new, common)
     for key in sorted(a.keys() | b.keys()):
         target, test = key[0], (b.get(key) or a[key]).test_id

@@ -42,7 +42,8 @@ class PerfTable:
     targets: list[str]
     runs: dict[str, dict[int, dict[str, float]]] = field(default_factory=dict)  # config -> run -> column
     means: dict[str, dict[str, float]] = field(default_factory=dict)  # config -> column/async_faults
-    migration: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)  # run -> side -> figure
+    #: config -> run -> side (minus/plus) -> figure: scenario B migrates in both halves
+    migration: dict[str, dict[int, dict[str, dict[str, float]]]] = field(default_factory=dict)
 
     def signature(self) -> tuple:
         return (self.scenario, repr(self.runs), repr(self.means), repr(self.migration))
@@ -51,16 +52,17 @@ class PerfTable:
         present = [cfg for cfg in CONFIGS if cfg in self.runs]
         return [(cfg, run, self.runs[cfg][run]) for cfg in present for run in sorted(self.runs[cfg])]
 
-    def migration_means(self) -> dict[str, dict[str, float]]:
-        """side -> figure -> mean over the runs."""
-        out: dict[str, dict[str, float]] = {}
-        for side in ("minus", "plus"):
-            values: dict[str, list[float]] = {}
-            for per_side in self.migration.values():
-                for key, v in per_side.get(side, {}).items():
-                    values.setdefault(key, []).append(v)
-            if values:
-                out[side] = {k: sum(v) / len(v) for k, v in values.items()}
+    def migration_means(self) -> dict[str, dict[str, dict[str, float]]]:
+        """config -> side -> figure -> mean over the config's runs."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for cfg in CONFIGS:
+            for side in ("minus", "plus"):
+                values: dict[str, list[float]] = {}
+                for per_side in self.migration.get(cfg, {}).values():
+                    for key, v in per_side.get(side, {}).items():
+                        values.setdefault(key, []).append(v)
+                if values:
+                    out.setdefault(cfg, {})[side] = {k: sum(v) / len(v) for k, v in values.items()}
         return out
 
 
@@ -80,7 +82,8 @@ def perf_tables(metrics: Iterable[Metric]) -> list[PerfTable]:
             n = int(run)
             if column.startswith("migration_") and len(parts) == 6:
                 side = column.removeprefix("migration_")
-                table.migration.setdefault(n, {}).setdefault(side, {})[parts[5]] = m.value
+                per_run = table.migration.setdefault(config, {}).setdefault(n, {})
+                per_run.setdefault(side, {})[parts[5]] = m.value
             elif column in COLUMNS:
                 table.runs.setdefault(config, {}).setdefault(n, {})[column] = m.value
     merged: dict[tuple, PerfTable] = {}

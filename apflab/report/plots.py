@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 
-from apflab.report.perfdata import PerfTable
+from apflab.report.perfdata import CONFIGS, PerfTable
 
 MINUS, PLUS = "#8c8c8c", "#1f6fb2"
 
@@ -38,8 +38,13 @@ def table_plot(table: PerfTable) -> bytes:
     labels = [f"#{run}\n{'-t' if cfg == 't' else 'no -t'}" for cfg, run, _ in rows]
     calc = [(lbl, v) for lbl, (_, _, v) in zip(labels, rows, strict=True) if "calc_minus" in v and "calc_plus" in v]
     requests = [
-        (run, per_side["minus"].get("postcopy_requests", 0.0), per_side["plus"].get("postcopy_requests", 0.0))
-        for run, per_side in sorted(table.migration.items())
+        (
+            f"#{run}\n{'-t' if cfg == 't' else 'no -t'}",
+            per_side["minus"].get("postcopy_requests", 0.0),
+            per_side["plus"].get("postcopy_requests", 0.0),
+        )
+        for cfg in CONFIGS
+        for run, per_side in sorted(table.migration.get(cfg, {}).items())
         if "minus" in per_side and "plus" in per_side
     ]
     panels = 1 + bool(calc) + bool(requests)
@@ -61,7 +66,7 @@ def table_plot(table: PerfTable) -> bytes:
     if requests:
         _bars(
             axes[i],
-            [f"#{r}" for r, _, _ in requests],
+            [label for label, _, _ in requests],
             [m for _, m, _ in requests],
             [p for _, _, p in requests],
             "post-copy requests",

@@ -23,8 +23,8 @@ _shown: dict[str, ScenarioResult] = {}
 
 
 @cache
-def _simulate(name: str) -> ScenarioResult:
-    return scenario_a(RUNS, SEED) if name == "scenario-a" else scenario_b(RUNS, SEED)
+def _simulate(name: str, seed: int) -> ScenarioResult:
+    return scenario_a(RUNS, seed) if name == "scenario-a" else scenario_b(RUNS, seed)
 
 
 def _is_model(request: pytest.FixtureRequest, guest: Guest) -> bool:
@@ -46,8 +46,10 @@ def simulated(
     if not _is_model(request, apflab_guest):
         raise Unsupported(f"target {apflab_guest.info.name} is not a model: its workload is measured, not simulated")
 
+    seed = request.config.getoption("perf_seed", default=None) or SEED
+
     def get(name: str) -> ScenarioResult:
-        result = _simulate(name)
+        result = _simulate(name, seed)
         if name not in _shown:  # the figures go with the first test that asks for them
             _shown[name] = result
             for metric, value, unit in metrics(result):
