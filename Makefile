@@ -25,7 +25,7 @@ TARGET_PACKAGES += patch:patch
 TEST_TARGETS := --target model --target model-kvm-v4 --target qemu-tfa --target qemu-tfa-el2 --target qemu \
                 --target qemu-linux --target qemu-kvm
 
-.PHONY: run test setup target-packages images lint bench clean
+.PHONY: run test setup target-packages images lint bench mutate clean
 
 run: setup
 	$(PY) -m apflab run --out $(OUT)
@@ -60,6 +60,14 @@ lint: setup
 bench: setup images
 	$(PY) bench/suite_speed.py
 	$(PY) bench/real_targets.py
+
+# Mutation testing of the model, the ABI and the profiles (docs/mutation.md): long, so
+# not part of `make test`. MODULE=apflab/model/apf.py mutates one module; SAMPLE=4 every
+# fourth mutant (an estimate); TIMEOUT=seconds per mutant; RESUME=1 goes on after a stop;
+# RETRY=1 runs the last session's survivors again (after new cases).
+mutate: setup
+	$(PY) mutation/run.py $(if $(MODULE),--module $(MODULE)) $(if $(SAMPLE),--sample $(SAMPLE)) \
+		$(if $(TIMEOUT),--timeout $(TIMEOUT)) $(if $(RESUME),--resume) $(if $(RETRY),--retry-survivors)
 
 clean:
 	rm -rf $(OUT) build *.egg-info

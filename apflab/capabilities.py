@@ -24,11 +24,32 @@ CAPABILITIES: dict[str, str] = {
     "apf-host": "the host side of asynchronous page faults: faults, clock, VMM commands (HOST ...)",
     "migration": "the VMM's SDEI and APF state can be saved and restored (HOST SAVE/LOAD/RESTORE)",
     "kvm-vendor-hyp": "the guest runs under KVM: its vendor-hypervisor service is KVM's",
+    "apf": "KVM's FEATURES bitmap advertises ASYNC_PF (probed where the vendor-hypervisor service is KVM's)",
     "sdei-vmm": "the VMM can queue an SDEI event on a vCPU, as a v4 migration restore does (HOST VEVENT)",
     "context": "the agent can run its main context with chosen PSTATE bits, ELR and SPSR (CTX)",
     "pe-power": "a PE can be turned off and on again with PSCI CPU_OFF / CPU_ON (PSCI CYCLE)",
     "system-reset": "the guest can reset the machine with PSCI SYSTEM_RESET and go on (PSCI RESET)",
 }
+
+
+class MissingCapability(Exception):
+    """A target lacks a capability its configuration says it must have (``requires:``)."""
+
+
+def missing(required: Iterable[str], granted: Iterable[str], target: str) -> MissingCapability | None:
+    """The error for a target short of what it ``requires``, or None.
+
+    A capability a testcase asks for and the target lacks is a SKIP; on a target that
+    must have it (the reference model is SDEI, kvm-v4 is also APF) that skip would hide
+    a broken implementation, so the missing capability fails the target instead.
+    """
+    short = sorted(frozenset(required) - frozenset(granted))
+    if not short:
+        return None
+    return MissingCapability(
+        f"target {target} requires {', '.join(map(repr, short))} but lacks it: "
+        f"{'; '.join(f'{n}: {CAPABILITIES[n]}' for n in short)}"
+    )
 
 
 class UnknownCapability(ValueError):

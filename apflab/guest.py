@@ -313,6 +313,11 @@ class TargetInfo:
     events: tuple[EventInfo, ...] = ()
     #: The interrupts IRQ can raise; None: any (see GuestFacts.irqs).
     irqs: frozenset[int] | None = None
+    #: What the target's configuration says it must have: lacking one fails every case.
+    requires: frozenset[str] = field(default_factory=frozenset)
+    #: Every deviation of the profile a case names must show in the session (the model's
+    #: deviations are its own code, so one that never shows is a broken model).
+    strict_deviations: bool = False
     #: Why the target lacks a capability, where its host knows (a KVM host: "host kernel
     #: ... has no KVM_CAP_ARM_SDEI"); added to the SKIP's reason.
     notes: Mapping[str, str] = field(default_factory=dict)

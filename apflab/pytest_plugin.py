@@ -9,6 +9,10 @@
 * Each test's verdict (PASS, FAIL, SKIP, XFAIL, XPASS, KFAIL) and its spec section go
   into the report's user properties, into ``--apflab-junit`` and ``--apflab-metrics``
   (rewritten after every test), and into the closing ``SUMMARY:`` line.
+* A target's ``requires`` (capabilities it must have) and ``strict_deviations`` (every
+  deviation a case names must show) turn a gap of the implementation into FAILs: a
+  missing required capability fails every case, a named deviation that never showed
+  fails the session's ``apflab::deviations_shown`` record.
 """
 
 from __future__ import annotations
@@ -20,11 +24,16 @@ from pathlib import Path
 
 import pytest
 
+from apflab.capabilities import missing
 from apflab.guest import Guest, TargetError, TargetInfo, Unsupported
 from apflab.results import CaseRecord, Metric, ResultLog, provenance, summary_line
 from apflab.verdict import KFAIL_PREFIX, CaseStopped, Expect, Verdict
 
 LOG_KEY = pytest.StashKey[ResultLog]()
+INFO_KEY = pytest.StashKey[TargetInfo]()
+#: The profile's deviations the session's cases named, and those that showed (KFAIL checks).
+NAMED_KEY = pytest.StashKey[set[str]]()
+SHOWN_KEY = pytest.StashKey[set[str]]()
 DEFAULT_TARGET = "model"
 
 
@@ -138,6 +147,11 @@ def apflab_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
         guest = driver.guest()  # booted, HELLO, probed, described
     except (TargetError, OSError) as exc:
         pytest.fail(f"target {name} did not come up: {exc}", pytrace=False)
+    short = missing(guest.info.requires, guest.info.capabilities, name)
+    if short is not None:
+        env.cleanup()
+        pytest.fail(str(short), pytrace=False)
+    config.stash[INFO_KEY] = guest.info
     log = config.stash[LOG_KEY]
     log.suite_properties["guest_driver"] = type(driver).__name__  # ModelDriver: the report's model
     log.suite_properties["profile"] = guest.info.profile.name
@@ -189,7 +203,7 @@ def target_info(apflab_guest: Guest) -> TargetInfo:
 
 @pytest.fixture
 def expect(apflab_guest: Guest) -> Expect:
-    return Expect(apflab_guest.info.profile)
+    return Expect(apflab_guest.info.profile, strict=apflab_guest.info.strict_deviations)
 
 
 @pytest.fixture
@@ -228,6 +242,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     finally:
         if isinstance(checks, Expect):
             item.user_properties.extend(checks.properties())
+            item.config.stash.setdefault(NAMED_KEY, set()).update(checks.named)
+            item.config.stash.setdefault(SHOWN_KEY, set()).update(checks.shown())
     if isinstance(checks, Expect):
         _end_with_checks(checks)
     return result
@@ -319,6 +335,38 @@ class ResultsRecorder:
             CaseRecord(report.nodeid, classname, name, duration, verdict, reason, details, props),
             [Metric("duration", duration, "s", report.nodeid, target)],
         )
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.partial = True
+
+    def _whole_suites(self, session: pytest.Session) -> bool:
+        """Whether the session ran every testcase: a deviation may show in one case only."""
+        if getattr(self, "partial", False) or session.shouldstop or session.shouldfail:
+            return False
+        testcases = Path(self.config.rootpath) / "testcases"
+        whole = [Path(self.config.invocation_params.dir, a) for a in self.config.args if "::" not in a]
+        return any(p.resolve() in (testcases, *testcases.parents) for p in whole)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """On a target that must show its profile's deviations, one named that never showed in a
+        run of every testcase is a FAIL (a subset may leave out the one case that shows it)."""
+        info = self.config.stash.get(INFO_KEY, None)
+        if info is None or not info.strict_deviations or not self._whole_suites(session):
+            return
+        unseen = sorted(self.config.stash.get(NAMED_KEY, set()) - self.config.stash.get(SHOWN_KEY, set()))
+        if not unseen:
+            return
+        reason = (
+            f"profile {info.profile.name}: deviation(s) {', '.join(unseen)} named by the cases that ran never "
+            f"showed: target {info.name} must implement them (strict_deviations)"
+        )
+        props = {"target": info.name, "profile": info.profile.name, "verdict": Verdict.FAIL.value, "reason": reason}
+        nodeid = "apflab::deviations_shown"
+        self.log.add(CaseRecord(nodeid, "apflab", "deviations_shown", 0.0, Verdict.FAIL, reason, "", props), [])
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.line(f"FAIL: {reason}", red=True)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.log.suite_properties["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -44,6 +44,9 @@ class Known:
 
     deviation: str
     predicted: Any
+    #: The deviation always shows in this check on a target that carries it: on a target that
+    #: must show its deviations (``strict_deviations``, the model) the spec's value here is a FAIL.
+    certain: bool = False
 
     def __post_init__(self) -> None:
         if self.deviation not in KNOWN_DEVIATIONS:
@@ -74,11 +77,15 @@ class Check:
         return f"{head}{self.what}: {self.message}"
 
 
-def judge(profile: Profile, actual: Any, expected: Any, what: str, *known: Known) -> Check | None:
+def judge(profile: Profile, actual: Any, expected: Any, what: str, *known: Known, strict: bool = False) -> Check | None:
     """Decide one check: None when it passes, else the FAIL or KFAIL :class:`Check`."""
-    if actual == expected:
-        return None
     label = what or "check"
+    if actual == expected:
+        for k in known:
+            if strict and k.certain and profile.predicts(k.deviation) and k.predicted != expected:
+                message = f"got the spec's {_show(actual)}; {k.deviation} always shows here as {_show(k.predicted)}"
+                return Check(Verdict.FAIL, label, message)
+        return None
     for k in known:
         if actual == k.predicted and profile.predicts(k.deviation):
             return Check(Verdict.KFAIL, label, f"got {_show(actual)}, the spec says {_show(expected)}", k.deviation)
@@ -111,9 +118,18 @@ class Expect:
 
     profile: Profile
     checks: list[Check] = field(default_factory=list)
+    #: The target must show its deviations (``strict_deviations``): a certain Known that does not show fails.
+    strict: bool = False
+    #: The deviations of the profile the case's checks named (shown or not): a target that
+    #: must show each of them (``strict_deviations``) is judged on these and the known checks.
+    named: set[str] = field(default_factory=set)
+
+    def _name(self, known: tuple[Known, ...]) -> None:
+        self.named.update(k.deviation for k in known if self.profile.predicts(k.deviation))
 
     def __call__(self, actual: Any, expected: Any, what: str = "", *known: Known) -> bool:
-        check = judge(self.profile, actual, expected, what, *known)
+        self._name(known)
+        check = judge(self.profile, actual, expected, what, *known, strict=self.strict)
         if check is not None:
             self.checks.append(check)
         return check is None
@@ -128,6 +144,7 @@ class Expect:
         tail otherwise (the TargetError goes on)."""
         from apflab.guest import TargetError
 
+        self._name(known)
         try:
             return action()
         except TargetError as exc:
@@ -151,6 +168,7 @@ class Expect:
         checks records the known check and leaves the operation out (True); a case about
         the operation itself makes it inside :meth:`survives`.
         """
+        self._name(known)
         for k in known:
             if k.predicted == WEDGED and self.profile.predicts(k.deviation):
                 self.checks.append(Check(Verdict.KFAIL, what, "not made: it would wedge the target", k.deviation))
@@ -170,6 +188,10 @@ class Expect:
             picked = [c for c in self.checks if c.verdict is verdict]
             out += [(f"{kind}_{i}", c.line()) for i, c in enumerate(picked, 1)]
         return out
+
+    def shown(self) -> set[str]:
+        """The deviations that showed: those of the known checks."""
+        return {c.deviation for c in self.checks if c.verdict is Verdict.KFAIL}
 
     def outcome(self) -> tuple[Verdict, str]:
         """The case's verdict from its checks and the reason the JUnit gives for it."""

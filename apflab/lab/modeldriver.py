@@ -34,6 +34,10 @@ class ModelDriver(Driver, GuestProtocol):
         el (int): exception level the guest agent runs at (1 or 2)
         transport (str): ``inprocess`` or ``pipe``
         timeout (float): seconds to wait for each reply over the pipe
+        requires (list): capabilities the target must have (apflab/capabilities.py): the
+            model implements them, so lacking one fails every case instead of skipping it
+        strict_deviations (bool): every deviation of the profile a case names must show at
+            least once in the session (a deviation the model never shows is a broken model)
     """
 
     bindings: ClassVar[dict] = {}
@@ -43,6 +47,8 @@ class ModelDriver(Driver, GuestProtocol):
     el = attr.ib(default=1, validator=attr.validators.in_([1, 2]))
     transport = attr.ib(default="inprocess", validator=attr.validators.in_(["inprocess", "pipe"]))
     timeout = keys.timeout(10.0)
+    requires = attr.ib(factory=list, validator=keys.capabilities)
+    strict_deviations = attr.ib(default=False, validator=attr.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -66,6 +72,13 @@ class ModelDriver(Driver, GuestProtocol):
                 guest = AgentGuest(stream, self.target.name, timeout=self.timeout)
                 self.round_trips = guest.round_trips
             # SDEI has no discovery: the events are the model platform's, over the pipe too.
-            guest.info = describe(self.target.name, guest, profile=profile, events=PLATFORMS[profile.platform].events)
+            guest.info = describe(
+                self.target.name,
+                guest,
+                profile=profile,
+                events=PLATFORMS[profile.platform].events,
+                requires=self.requires,
+                strict_deviations=self.strict_deviations,
+            )
             self._guest = guest
         return self._guest

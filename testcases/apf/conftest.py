@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import pytest
 
 from apflab.abi import apf, sdei
-from apflab.abi.smccc import KVM_FUNC_FEATURES, KvmFeature
 from apflab.testing import EventInfo, Expect, Guest, Handler, Read32, Write32
 
 EVENT = apf.SDEI_EVENT  # KVM_SDEI_ASYNC_PF_NUM, 0x40400001 (docs/reference/kvm-v4.md)
@@ -85,7 +84,5 @@ class ApfGuest:
 @pytest.fixture
 def ag(guest: Guest, expect: Expect) -> ApfGuest:
     guest.require("apf-host", "the host side of APF (faults, clock, VMM commands) is not reachable")
-    features = guest.call(KVM_FUNC_FEATURES)
-    if features.ret < 0 or not features.x[0] >> KvmFeature.ASYNC_PF & 1:
-        pytest.skip(f"target {guest.info.name} does not advertise ASYNC_PF in KVM's FEATURES bitmap")
+    guest.require("apf", "KVM's FEATURES bitmap does not advertise ASYNC_PF")
     return ApfGuest(guest, expect)

@@ -5,10 +5,12 @@ Helpers drive the Guest contract only; they hold no expectations of their own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from apflab.abi import sdei
 from apflab.abi.sdei import Fn
 from apflab.abi.smccc import MASK64
-from apflab.testing import WEDGED, Call, CallResult, EventInfo, Expect, Guest, Handler, Known
+from apflab.testing import WEDGED, Call, CallResult, EventInfo, Expect, Guest, Handler, Known, TargetError
 
 SUCCESS = sdei.SUCCESS
 ARG = 0xA5A5_0001
@@ -81,3 +83,21 @@ def trigger_patterned(guest: Guest, ev: EventInfo, pe: int = 0) -> CallResult:
 def context_calls() -> list[Call]:
     """A handler script reading EVENT_CONTEXT 0..17."""
     return [Call(Fn.EVENT_CONTEXT, i) for i in range(sdei.CONTEXT_REGISTERS)]
+
+
+#: What a client sees when a dispatcher ERETs to a bad resume address: the agent reports the fault.
+RESUME_FAULT = "client exception at the resume address"
+
+
+def resume_outcome(guest: Guest, expect: Expect, result: Callable[[], CallResult]) -> object:
+    """x0 of a COMPLETE_AND_RESUME the handler made (its ``fin``), or RESUME_FAULT when the
+    dispatcher resumed at the address and the client faulted there."""
+    try:
+        entries = result().deliveries
+    except TargetError as exc:
+        if "exception" not in str(exc):
+            raise
+        return RESUME_FAULT
+    if not expect(len(entries), 1, "handler entries") and not entries:
+        expect.stop("no handler entry to look at")
+    return entries[0].fin

@@ -73,7 +73,7 @@ def source(guest: Guest, expect: Expect, kind: str) -> Source:
             ev,
             lambda: guest.inject(ev.number, 0),
             lost=(dropped,),
-            refused=(Known("masked_injection_dropped", -1),),
+            refused=(Known("masked_injection_dropped", -1, certain=True),),
             wedges=(Known("inject_event_deadlocks", WEDGED),),
         )
     if kind == "vevent":
