@@ -13,11 +13,11 @@
 	.global pulse_with_regs
 	.balign 16
 pulse_with_regs:
-	stp	x29, x30, [sp, #-64]!
+	stp	x29, x30, [sp, #-80]!	/* x29, x30, then x19..x25, one slot each */
 	stp	x19, x20, [sp, #16]
 	stp	x21, x22, [sp, #32]
 	stp	x23, x24, [sp, #48]
-	str	x25, [sp, #56]
+	str	x25, [sp, #64]
 	mov	x25, x0
 	ldp	x19, x20, [x1]		/* kind, on_addr */
 	ldp	x21, x22, [x1, #16]	/* on_val, off_addr */
@@ -67,6 +67,6 @@ done:	dsb	sy
 	ldp	x19, x20, [sp, #16]
 	ldp	x21, x22, [sp, #32]
 	ldp	x23, x24, [sp, #48]
-	ldr	x25, [sp, #56]
-	ldp	x29, x30, [sp], #64
+	ldr	x25, [sp, #64]
+	ldp	x29, x30, [sp], #80
 	ret
