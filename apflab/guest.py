@@ -313,6 +313,9 @@ class TargetInfo:
     events: tuple[EventInfo, ...] = ()
     #: The interrupts IRQ can raise; None: any (see GuestFacts.irqs).
     irqs: frozenset[int] | None = None
+    #: The PPIs and SPIs the platform gives the secure world, which INTERRUPT_BIND must
+    #: refuse (DEN0054C 5.1.14: DENIED). SDEI cannot discover them: the configuration says.
+    secure_intids: frozenset[int] = field(default_factory=frozenset)
     #: What the target's configuration says it must have: lacking one fails every case.
     requires: frozenset[str] = field(default_factory=frozenset)
     #: Every deviation of the profile a case names must show in the session (the model's

@@ -42,6 +42,7 @@ MISTAKES: dict[str, tuple[str, tuple[str, ...]]] = {
     "events-not-a-list": (QEMU + "  events: 5\n", ("events", "5", "list")),
     "deviation-unknown": (QEMU + "  deviations: [no_such_deviation]\n", ("deviations", "no_such_deviation")),
     "capability-unknown": (QEMU + "  capabilities: [warp-drive]\n", ("capabilities", "warp-drive")),
+    "secure-intid-an-sgi": (QEMU + "  secure_intids: [8]\n", ("secure_intids", "16 to 1019")),
     "extra-args-unbalanced": (
         'QEMUProcessDriver:\n  accel: tcg\n  extra_args: "-append \'console=ttyAMA0"\nAgentDriver: {}\n',
         ("extra_args", "quot"),

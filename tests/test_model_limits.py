@@ -42,3 +42,12 @@ def test_target_deviations_join_the_profile() -> None:
         effective_profile("spec", ["nope"])
     with pytest.raises(UnknownProfile, match="kvm-v9"):
         get_profile("kvm-v9")
+
+
+def test_spec_platform_secure_timer() -> None:
+    """The spec model's platform gives the secure world PPI 29, the Secure EL1 physical timer
+    (Arm DEN0094, BSA), so test_bind_secure_interrupt binds exactly that one on `model`; the
+    model targets report it in TargetInfo as an AgentDriver's ``secure_intids`` would."""
+    from apflab.model.platform import PLATFORMS
+
+    assert PLATFORMS["spec"].secure_intids == frozenset({29})

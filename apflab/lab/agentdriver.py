@@ -177,6 +177,8 @@ class AgentDriver(Driver, GuestProtocol):
         capabilities (list): what the target can do beyond the protocol's HELLO (names in apflab/capabilities.py)
         events (list): the target's SDEI events: number, type, priority, signalable, intid, dynamic
             (default: the host's dispatcher's catalogue, where the health driver knows it)
+        secure_intids (list): the PPIs and SPIs the platform's secure world owns (INTERRUPT_BIND
+            must refuse them); SDEI cannot discover them
         ready_timeout (float): seconds from power-on to the agent's ready line
         reply_timeout (float): seconds to wait for each protocol reply
         last_words (list): beginnings of console lines after which the target never answers
@@ -193,6 +195,7 @@ class AgentDriver(Driver, GuestProtocol):
     deviations = attr.ib(factory=list, validator=keys.deviations)
     capabilities = attr.ib(factory=list, validator=keys.capabilities)
     events = attr.ib(factory=list, validator=keys.events)
+    secure_intids = attr.ib(factory=list, validator=keys.intids)
     ready_timeout = keys.timeout(20.0)
     reply_timeout = keys.timeout(5.0)
     last_words = attr.ib(factory=list, validator=keys.strings)
@@ -273,6 +276,7 @@ class AgentDriver(Driver, GuestProtocol):
                 events=events,
                 capabilities=self._capabilities | host,
                 notes=self.health.capability_notes() if self.health is not None else None,
+                secure_intids=self.secure_intids,
             )
             self._guest = guest
         return self._guest

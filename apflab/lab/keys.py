@@ -77,6 +77,14 @@ def strings(_inst: Any, _attribute: Any, value: Any) -> None:
         raise TypeError("must be a list of strings")
 
 
+def intids(_inst: Any, _attribute: Any, value: Any) -> None:
+    """Validator: a list of PPI and SPI interrupt IDs (GICv3: 16-1019)."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 1019 for v in value
+    ):
+        raise ValueError("must be a list of PPI or SPI interrupt IDs (integers from 16 to 1019)")
+
+
 def events(_inst: Any, _attribute: Any, value: Any) -> None:
     """Validator: the SDEI event catalogue (apflab.lab.agentdriver.parse_events reads it)."""
     from apflab.lab.agentdriver import parse_events

@@ -77,6 +77,7 @@ class ModelDriver(Driver, GuestProtocol):
                 guest,
                 profile=profile,
                 events=PLATFORMS[profile.platform].events,
+                secure_intids=PLATFORMS[profile.platform].secure_intids,
                 requires=self.requires,
                 strict_deviations=self.strict_deviations,
             )

@@ -58,6 +58,7 @@ def describe(
     requires: Iterable[str] = (),
     strict_deviations: bool = False,
     notes: Mapping[str, str] | None = None,
+    secure_intids: Iterable[int] = (),
 ) -> TargetInfo:
     """The target's TargetInfo: the guest's facts, the configuration, the probe (in that order)."""
     facts = guest.facts
@@ -75,6 +76,7 @@ def describe(
         capabilities=granted | probe(guest, granted),
         events=facts.events if events is None else events,
         irqs=facts.irqs,
+        secure_intids=frozenset(secure_intids),
         requires=check(requires, f"{name}'s requires"),
         strict_deviations=strict_deviations,
         notes=dict(notes or {}),

@@ -15,7 +15,7 @@ import pytest
 from apflab.abi import sdei
 from apflab.abi.aarch64 import PSTATE_DIT, pstate_el
 from apflab.abi.sdei import EventType, Info, Routing
-from apflab.testing import EventInfo, Expect, Guest, Handler, Known, not_applicable, spec
+from apflab.testing import WEDGED, EventInfo, Expect, Guest, Handler, Known, not_applicable, spec
 from testcases.sdei.helpers import RESUME_FAULT, arm, resume_outcome
 from testcases.sdei.test_bind import free_ppis, require_bind_slots
 
@@ -45,10 +45,12 @@ def test_bind_free_sgi(guest: Guest, expect: Expect, sgi: int) -> None:
 )
 def test_bind_secure_interrupt(guest: Guest, expect: Expect) -> None:
     require_bind_slots(guest)
-    if SECURE_TIMER_PPI in static_intids(guest):
-        not_applicable(guest, f"PPI {SECURE_TIMER_PPI} is held by a platform event")
-    r = guest.sdei.bind(SECURE_TIMER_PPI)
-    expect(r.ret, sdei.DENIED, f"INTERRUPT_BIND(PPI {SECURE_TIMER_PPI})", NOT_SUPPORTED)
+    secure = sorted(guest.info.secure_intids - static_intids(guest))
+    if not secure:
+        not_applicable(guest, "its configuration names no PPI or SPI of the secure world (secure_intids)")
+    intid = SECURE_TIMER_PPI if SECURE_TIMER_PPI in secure else secure[0]
+    r = guest.sdei.bind(intid)
+    expect(r.ret, sdei.DENIED, f"INTERRUPT_BIND({intid}, a secure interrupt)", NOT_SUPPORTED)
 
 
 @spec("DEN0054C 5.1.14", "a PPI no event holds binds: the answer is an event number, not an error")
@@ -93,6 +95,7 @@ def test_shared_again_while_running(multi_pe: Guest, expect: Expect, shared_even
         [1, 1],
         "depth of each entry: the first handler, then the second after its COMPLETE",
         Known("shared_routing_ignored", [1, 1]),
+        Known("tfa_qemu_retrigger_while_running_lost", [1]),
     )
     if len(entries) == 2:
         expect(entries[0].seq < entries[1].seq, True, "the second entry comes after the first")
@@ -110,8 +113,11 @@ def test_unregister_keeps_other_pending(guest: Guest, expect: Expect) -> None:
     for ev in (first, second):
         expect(guest.sdei.register(ev.number, arg=ev.number).ret, sdei.SUCCESS, f"EVENT_REGISTER {ev.number:#x}")
         expect(guest.sdei.enable(ev.number).ret, sdei.SUCCESS, f"EVENT_ENABLE {ev.number:#x}")
-    for ev in (first, second):  # every PE is masked since reset: both stay pending
-        guest.trigger(ev)
+    # Every PE is masked since reset: both stay pending (a GIC that hands an RM_ANY SPI back
+    # to the masked PE at once wedges TF-A instead: docs/targets.md).
+    storm = Known("tfa_qemu_rm_any_masked_storm", WEDGED)
+    for ev in (first, second):
+        expect.survives(lambda ev=ev: guest.trigger(ev), f"trigger {ev.number:#x} while masked", storm)
     not_recorded = Known("unregister_running_not_recorded", sdei.PENDING)
     expect(guest.sdei.unregister(first.number).ret, sdei.SUCCESS, "EVENT_UNREGISTER of the first", not_recorded)
     entries = [d.event for d in guest.sdei.pe_unmask().deliveries]
