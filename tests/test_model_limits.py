@@ -51,3 +51,20 @@ def test_spec_platform_secure_timer() -> None:
     from apflab.model.platform import PLATFORMS
 
     assert PLATFORMS["spec"].secure_intids == frozenset({29})
+
+
+def test_a_call_takes_at_most_17_arguments() -> None:
+    """SMCCC passes a call's arguments in x1..x17 (DEN0028, SMC64 from v1.2): 17 are taken and
+    an 18th is refused, in a call and in a handler's call step, as the bare-metal agent's
+    CALL refuses it (docs/agent-protocol.md)."""
+    from apflab.guest import Call, Handler
+    from apflab.model.guest import ModelGuest
+
+    guest = ModelGuest("m", get_profile("spec"), 2, 1)
+    psci_version = 0x84000000
+    assert guest.call(psci_version, *range(17)).ret >= 0
+    with pytest.raises(ModelError, match="at most 17"):
+        guest.call(psci_version, *range(18))
+    guest.set_handler(1, Handler([Call(psci_version, *range(17))]))
+    with pytest.raises(ModelError, match="at most 17"):
+        guest.set_handler(2, Handler([Call(psci_version, *range(18))]))
