@@ -158,24 +158,9 @@ def apflab_guest(request: pytest.FixtureRequest) -> Iterator[Guest]:
     log.suite_properties["conduit"] = guest.info.conduit
     log.suite_properties["capabilities"] = ",".join(sorted(guest.info.capabilities))
     yield guest
-    for metric in session_metrics(driver, name):
+    for metric in driver.session_figures().metrics(name):
         log.add_metric(metric)
     env.cleanup()
-
-
-def session_metrics(driver: object, target: str) -> list[Metric]:
-    """The session's boots and round trips, where the driver measured them (the agent on
-    QEMU, the model over a pipe): a trend follows them from night to night."""
-    out = []
-    boots = getattr(driver, "boot_seconds", None)
-    if isinstance(boots, list) and boots:
-        out.append(Metric("session.boot_s", sum(boots) / len(boots), "s", "", target))
-        out.append(Metric("session.boots", float(len(boots)), "count", "", target))
-    trips = getattr(driver, "round_trips", None)
-    if trips is not None and getattr(trips, "count", 0):
-        out.append(Metric("session.round_trip_us", trips.seconds / trips.count * 1e6, "us", "", target))
-        out.append(Metric("session.round_trips", float(trips.count), "count", "", target))
-    return out
 
 
 @pytest.fixture

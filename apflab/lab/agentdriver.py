@@ -25,7 +25,7 @@ from apflab.agent.client import AgentGuest, ByteStream, RoundTrips
 from apflab.capabilities import check as check_capabilities
 from apflab.guest import EventInfo, Guest, GuestFacts, TargetError, TargetInfo
 from apflab.lab import keys
-from apflab.lab.guestprotocol import GuestProtocol
+from apflab.lab.guestprotocol import GuestProtocol, SessionFigures
 from apflab.lab.health import TargetHealthProtocol
 from apflab.lab.targetinfo import describe
 from apflab.profiles import PROFILES, effective_profile
@@ -208,6 +208,9 @@ class AgentDriver(Driver, GuestProtocol):
         self._capabilities = check_capabilities(self.capabilities, "AgentDriver's capabilities")
         self.boot_seconds: list[float] = []
         self.round_trips = RoundTrips()  # every boot's requests: the run's round-trip figure
+
+    def session_figures(self) -> SessionFigures:
+        return SessionFigures(tuple(self.boot_seconds), self.round_trips)
 
     def on_deactivate(self) -> None:
         if self._guest is not None:

@@ -16,7 +16,7 @@ from labgrid.factory import target_factory
 from apflab.agent.client import AgentGuest, ProcessStream, RoundTrips, model_agent_argv
 from apflab.guest import Guest
 from apflab.lab import keys
-from apflab.lab.guestprotocol import GuestProtocol
+from apflab.lab.guestprotocol import GuestProtocol, SessionFigures
 from apflab.lab.targetinfo import describe
 from apflab.model.guest import ModelGuest
 from apflab.model.platform import PLATFORMS
@@ -54,6 +54,9 @@ class ModelDriver(Driver, GuestProtocol):
         super().__attrs_post_init__()
         self._guest: Guest | None = None
         self.round_trips: RoundTrips | None = None  # over the pipe: the protocol's round trips
+
+    def session_figures(self) -> SessionFigures:
+        return SessionFigures(round_trips=self.round_trips)
 
     def on_deactivate(self) -> None:
         if self._guest is not None:
