@@ -39,6 +39,9 @@ def integer(low: int, high: int) -> Any:
     return check
 
 
+_PPI_OR_SPI = integer(16, 1019)
+
+
 def shell_words(_inst: Any, _attribute: Any, value: Any) -> None:
     """Validator: more arguments on a command line, split as a shell would split them."""
     if not isinstance(value, str):
@@ -77,12 +80,12 @@ def strings(_inst: Any, _attribute: Any, value: Any) -> None:
         raise TypeError("must be a list of strings")
 
 
-def intids(_inst: Any, _attribute: Any, value: Any) -> None:
+def intids(inst: Any, attribute: Any, value: Any) -> None:
     """Validator: a list of PPI and SPI interrupt IDs (GICv3: 16-1019)."""
-    if not isinstance(value, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and 16 <= v <= 1019 for v in value
-    ):
-        raise ValueError("must be a list of PPI or SPI interrupt IDs (integers from 16 to 1019)")
+    if not isinstance(value, list):
+        raise TypeError("must be a list of PPI or SPI interrupt IDs")
+    for intid in value:
+        _PPI_OR_SPI(inst, attribute, intid)
 
 
 def events(_inst: Any, _attribute: Any, value: Any) -> None:
