@@ -866,6 +866,35 @@ static void cmd_hello(void)
 	uart_putc('\n');
 }
 
+/* tokens[first..first+count-1] as hex numbers into out[]; 0 (and the ERR sent) if one is not. */
+static int parse_words(int first, int count, u64 *out)
+{
+	for (int i = 0; i < count; i++) {
+		const char *why = parse_hex(tokens[first + i], &out[i]);
+		if (why) {
+			reply_err(why);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Run in[] (x0..x17) on the selected PE and print the handler records it caused; on PE 0
+ * keep the registers it returned for REGS. 1 when it finished, else 0 with the ERR ``late``
+ * sent (after the records). */
+static int call_selected(const u64 *in, u64 *out, const char *late)
+{
+	int unfinished = call_on(selected, in, out);
+	if (!unfinished && selected == 0)
+		for (int i = 0; i < OUT_WORDS; i++)
+			last_regs[0][i] = out[i];
+	wait_quiet();
+	print_records();
+	if (unfinished)
+		reply_err(late);
+	return !unfinished;
+}
+
 static void cmd_call(int n)
 {
 	u64 in[18] = {0};
@@ -878,43 +907,14 @@ static void cmd_call(int n)
 		reply_err("CALL takes at most 17 arguments (x1..x17)");
 		return;
 	}
-	for (int i = 1; i < n; i++) {
-		const char *why = parse_hex(tokens[i], &in[i - 1]);
-		if (why) {
-			reply_err(why);
-			return;
-		}
-	}
-	if (call_on(selected, in, out)) {
-		wait_quiet();
-		print_records();
-		reply_err("PE did not finish the call in time");
+	if (!parse_words(1, n - 1, in) || !call_selected(in, out, "PE did not finish the call in time"))
 		return;
-	}
-	if (selected == 0)
-		for (int i = 0; i < OUT_WORDS; i++)
-			last_regs[0][i] = out[i];
-	wait_quiet();
-	print_records();
 	puts_("OK");
 	for (int i = 0; i < 4; i++) {
 		uart_putc(' ');
 		put_hex(out[i]);
 	}
 	uart_putc('\n');
-}
-
-/* tokens[first..first+count-1] as hex numbers into out[]; 0 (and the ERR sent) if one is not. */
-static int parse_words(int first, int count, u64 *out)
-{
-	for (int i = 0; i < count; i++) {
-		const char *why = parse_hex(tokens[first + i], &out[i]);
-		if (why) {
-			reply_err(why);
-			return 0;
-		}
-	}
-	return 1;
 }
 
 /* IRQ <pe> <intid>: raise the interrupt as PE <pe> (raise_on), report what it caused. */
@@ -947,36 +947,25 @@ static void cmd_irq(int n)
  * its last call's registers; another PE is kicked out of KVM_RUN by the host. */
 static void cmd_host_step(int n, u64 kind)
 {
-	u64 pe, num;
-	const char *why = n == 3 ? parse_hex(tokens[1], &pe) : "INJECT/IRQ take 2 argument(s)";
-	if (!why)
-		why = parse_hex(tokens[2], &num);
-	if (why) {
-		reply_err(why);
+	u64 v[2]; /* pe, event or INTID */
+	if (n != 3) {
+		reply_err("INJECT/IRQ take 2 argument(s)");
 		return;
 	}
+	if (!parse_words(1, 2, v))
+		return;
 	u64 in[18], out[OUT_WORDS];
 	u64 *last = last_regs[selected];
 	for (int i = 0; i < 18; i++)
 		in[i] = last[i];
 	in[0] = FN_HOST_STEP;
-	in[1] = kind << 32 | (pe & 0xffffffffUL);
-	in[2] = num;
+	in[1] = kind << 32 | (v[0] & 0xffffffffUL);
+	in[2] = v[1];
 	in[3] = last[0];
-	if (call_on(selected, in, out)) {
-		wait_quiet();
-		print_records();
-		reply_err("PE did not finish the host step in time");
+	if (!call_selected(in, out, "PE did not finish the host step in time"))
 		return;
-	}
-	u64 status = out[1];
-	if (selected == 0)
-		for (int i = 0; i < OUT_WORDS; i++)
-			last_regs[0][i] = out[i];
-	wait_quiet();
-	print_records();
 	puts_("OK ");
-	put_hex(status);
+	put_hex(out[1]); /* the host's status */
 	puts_(" 0 0 0\n");
 }
 
