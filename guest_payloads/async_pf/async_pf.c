@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -217,6 +218,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "async_pf: cannot start the calculation thread\n");
 		return 1;
 	}
+	/* Thread (b) runs beside every pass: wait (at most 1 s) for its first chunk, so a short job
+	 * on a busy host cannot end before the thread was ever scheduled (calc=0). */
+	for (double t0 = now_s(); with_calc && !atomic_load(&calc_steps) && now_s() - t0 < 1.0;)
+		sched_yield();
 	if (!quiet)
 		printf("async_pf: writing %ld MB, %ld pass%s%s\n", mem_mb, passes, passes == 1 ? "" : "es",
 		       with_calc ? ", calculation thread on" : "");
